@@ -1,0 +1,1 @@
+"""BMC drivers: power and boot-device control of a node through its baseboard controller."""

@@ -1,0 +1,1 @@
+"""The REST API (aiohttp): app factory, routes, schemas, auth and errors."""

@@ -1,0 +1,76 @@
+"""The aiohttp application factory. ``create_app(settings)`` builds everything; the database,
+the BMC drivers and the engine live in one cleanup context, started and stopped with the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from drivers.registry import BmcRegistry
+from provisiond.api.errors import error_middleware
+from provisiond.api.keys import SERVICES, SETTINGS, Services
+from provisiond.api.openapi import build as build_openapi
+from provisiond.api.routes import v1_routes
+from provisiond.api.routing import install
+from provisiond.bmc import BmcGateway
+from provisiond.config import Settings
+from provisiond.crypto import SecretBox, load_or_create_key
+from provisiond.db import Database
+from provisiond.engine import Engine
+
+log = logging.getLogger(__name__)
+OPENAPI = web.AppKey("openapi", str)
+
+
+async def open_services(settings: Settings) -> Services:
+    """Database (migrated to head), secret box, drivers and engine; the engine is not started."""
+    db = Database(settings.db_url)
+    try:
+        await db.upgrade()
+        box = SecretBox(load_or_create_key(settings.secret_key, settings.key_file))
+        registry = BmcRegistry(settings.drivers.bmc)
+        gateway = BmcGateway(
+            registry,
+            timeout=settings.engine.bmc_call_timeout,
+            concurrency=settings.engine.bmc_concurrency,
+        )
+        engine = Engine(db, settings.engine, box, gateway)
+    except BaseException:
+        await db.close()
+        raise
+    return Services(settings=settings, db=db, box=box, registry=registry, engine=engine)
+
+
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    services = await open_services(app[SETTINGS])
+    app[SERVICES] = services
+    runner = asyncio.create_task(services.engine.run(), name="engine")
+    yield
+    await services.engine.stop()
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    await services.engine.bmc.close()
+    await services.db.close()
+
+
+async def _openapi(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=request.app[OPENAPI], content_type="application/json")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
+    )
+    app[SETTINGS] = settings
+    routes = v1_routes()
+    app[OPENAPI] = json.dumps(build_openapi(routes))
+    app.cleanup_ctx.append(_services_ctx)
+    install(app, routes)
+    app.router.add_get("/v1/openapi.json", _openapi)
+    return app

@@ -1,0 +1,26 @@
+"""Typed application keys and the services they hold, in one module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from drivers.registry import BmcRegistry
+from provisiond.config import Settings
+from provisiond.crypto import SecretBox
+from provisiond.db import Database
+from provisiond.engine import Engine
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    box: SecretBox
+    registry: BmcRegistry
+    engine: Engine
+
+
+SERVICES = web.AppKey("services", Services)
+SETTINGS = web.AppKey("settings", Settings)

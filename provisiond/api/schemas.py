@@ -1,0 +1,209 @@
+"""Request and response schemas. Handlers validate with these and the OpenAPI document is
+generated from these, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisiond.lifecycle import Action, State
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# ------------------------------------------------------------------------ requests
+
+
+class NodeListQuery(_In):
+    state: State | None = None
+    rack: str | None = None
+    tenant: str | None = None
+    maintenance: bool | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class OperationListQuery(_In):
+    node: str | None = None
+    state: Literal["pending", "running", "succeeded", "failed"] | None = None
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class EventListQuery(_In):
+    node: str | None = None
+    kind: str | None = None
+    after: int | None = Field(None, ge=0, description="return events with id greater than this")
+    limit: int = Field(200, ge=1, le=5000)
+
+
+class NicListQuery(_In):
+    mac: str | None = None
+    guid: str | None = None
+    node: str | None = None
+
+
+class EnrollQuery(_In):
+    dry_run: bool = False
+
+
+class ActionRequest(_In):
+    reason: str | None = Field(None, max_length=1000, description="maintenance reason")
+
+
+class NodePatch(_In):
+    protected: bool | None = None
+    retired: bool | None = None
+    boot_mode: Literal["uefi", "bios"] | None = None
+
+
+# ------------------------------------------------------------------------ responses
+
+
+class BmcOut(_Out):
+    driver: str
+    address: str
+    port: int | None
+    username: str | None
+    password_set: bool = Field(description="passwords are write-only")
+
+
+class NicOut(_Out):
+    id: int
+    kind: Literal["ethernet", "infiniband"]
+    mac: str | None = None
+    guid: str | None = None
+    pxe: bool
+    switch: str | None = None
+    port: str | None = None
+
+
+class NodeOut(_Out):
+    id: str
+    name: str
+    rack: str | None
+    unit: int | None
+    state: State
+    target_state: str | None
+    maintenance: bool
+    maintenance_reason: str | None
+    fault: str | None
+    protected: bool
+    retired: bool
+    last_error: str | None
+    power_state: Literal["on", "off", "unknown"]
+    tenant: str | None
+    bmc: BmcOut
+    nics: list[NicOut] = []
+    allowed_actions: list[str] | None = None
+    facts: dict[str, Any] | None = None
+
+
+class NodePage(_Out):
+    items: list[NodeOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= to get the next page")
+
+
+class OperationOut(_Out):
+    id: str
+    kind: Action
+    node: str | None
+    node_id: str | None
+    state: Literal["pending", "running", "succeeded", "failed"]
+    step: str | None
+    attempts: int
+    error: str | None
+    result: dict[str, Any]
+    requested_by: str | None
+    deadline: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class OperationList(_Out):
+    items: list[OperationOut]
+
+
+class EventOut(_Out):
+    id: int
+    ts: str
+    kind: str
+    node: str | None
+    node_id: str | None
+    operation_id: str | None
+    actor: str | None
+    message: str
+    data: dict[str, Any]
+
+
+class EventList(_Out):
+    items: list[EventOut]
+
+
+class RackOut(_Out):
+    name: str
+    height: int
+    location: str | None
+    nodes: int
+
+
+class RackList(_Out):
+    items: list[RackOut]
+
+
+class RackDetail(RackOut):
+    units: list[dict[str, Any]]
+
+
+class NicList(_Out):
+    items: list[dict[str, Any]]
+
+
+class EnrollOut(_Out):
+    rack: str
+    changed: bool
+    dry_run: bool
+    summary: str
+    rack_created: bool
+    rack_updated: list[str]
+    created: list[str]
+    updated: list[dict[str, Any]]
+    unchanged: list[str]
+    not_in_file: list[str]
+
+
+class WhoAmI(_Out):
+    name: str
+    role: str
+    tenant: str | None
+
+
+class Health(_Out):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+class ProblemField(_Out):
+    field: str
+    message: str
+    line: int | None = None
+    row: str | None = None
+    value: Any = None
+
+
+class Problem(_Out):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None

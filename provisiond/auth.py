@@ -1,0 +1,109 @@
+"""API tokens and roles. Tokens are 256-bit random strings shown once; only their SHA-256 is
+stored (a slow hash buys nothing for random secrets and would cost every request)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+
+from provisiond.db import Database
+from provisiond.errors import Conflict, FieldProblem, Unauthorized, ValidationError
+from provisiond.models import ApiToken, Tenant
+
+TOKEN_PREFIX = "pvd_"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    TENANT = "tenant"
+    SCHEDULER = "scheduler"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    tenant_id: int | None = None
+    tenant: str | None = None
+
+    @property
+    def scope(self) -> int | None:
+        """Tenant id to filter by, or None for roles that see every node."""
+        return self.tenant_id if self.role is Role.TENANT else None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(
+    db: Database, *, role: str, name: str, tenant: str | None = None
+) -> tuple[str, bool]:
+    """Create a token; returns (token, tenant_created). The token is never stored in clear."""
+    try:
+        r = Role(role)
+    except ValueError:
+        raise ValidationError(
+            "bad role",
+            [FieldProblem("role", f"one of {', '.join(x.value for x in Role)}", value=role)],
+        ) from None
+    if r is Role.TENANT and not tenant:
+        raise ValidationError(
+            "a tenant token needs --tenant", [FieldProblem("tenant", "required for role tenant")]
+        )
+    if r is not Role.TENANT and tenant:
+        raise ValidationError(
+            "only tenant tokens are scoped",
+            [FieldProblem("tenant", f"not allowed for role {r.value}", value=tenant)],
+        )
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    tenant_created = False
+    async with db.write() as s:
+        if (await s.scalars(select(ApiToken.id).where(ApiToken.name == name))).first():
+            raise Conflict(f"a token named {name!r} already exists", name=name)
+        tenant_id = None
+        if tenant:
+            t = (await s.scalars(select(Tenant).where(Tenant.name == tenant))).first()
+            if t is None:
+                t = Tenant(name=tenant)
+                s.add(t)
+                await s.flush()
+                tenant_created = True
+            tenant_id = t.id
+        s.add(
+            ApiToken(
+                name=name,
+                role=r.value,
+                tenant_id=tenant_id,
+                token_hash=hash_token(token),
+                prefix=token[: len(TOKEN_PREFIX) + 6],
+            )
+        )
+    return token, tenant_created
+
+
+async def authenticate(db: Database, header: str | None) -> Principal:
+    if not header:
+        raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("expected 'Authorization: Bearer <token>'")
+    async with db.read() as s:
+        row = (
+            await s.execute(
+                select(ApiToken, Tenant.name)
+                .outerjoin(Tenant, ApiToken.tenant_id == Tenant.id)
+                .where(ApiToken.token_hash == hash_token(token.strip()))
+            )
+        ).first()
+    if row is None or row[0].revoked:
+        raise Unauthorized("unknown or revoked token")
+    tok, tenant_name = row
+    return Principal(
+        name=tok.name, role=Role(tok.role), tenant_id=tok.tenant_id, tenant=tenant_name
+    )

@@ -1,0 +1,50 @@
+"""The gateway every BMC call goes through: driver lookup, a global limit, one call at a time per
+BMC, and a hard deadline. A dead BMC costs its own node a timeout and nobody else anything."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from drivers.bmc.base import BmcDriver, BmcTarget
+from drivers.registry import BmcRegistry
+from provisiond.errors import BmcError, DeadlineExceeded
+
+T = TypeVar("T")
+
+
+class BmcGateway:
+    def __init__(self, registry: BmcRegistry, *, timeout: float, concurrency: int) -> None:
+        self.registry = registry
+        self.timeout = timeout
+        self._limit = asyncio.Semaphore(concurrency)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _driver(self, target: BmcTarget) -> BmcDriver:
+        drv = self.registry.get(target.driver)
+        if drv is None:
+            installed = ", ".join(sorted(self.registry.installed())) or "none"
+            raise BmcError(
+                f"no BMC driver {target.driver!r} is installed in this daemon "
+                f"(installed: {installed})",
+                transient=False,
+            )
+        return drv
+
+    async def call(
+        self, target: BmcTarget, what: str, fn: Callable[[BmcDriver], Awaitable[T]]
+    ) -> T:
+        drv = self._driver(target)
+        lock = self._locks.setdefault(target.key, asyncio.Lock())
+        async with self._limit, lock:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await fn(drv)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"BMC {target.key} ({target.driver}) {what}: no answer within {self.timeout:g}s"
+                ) from None
+
+    async def close(self) -> None:
+        await self.registry.close()

@@ -1,0 +1,529 @@
+"""The `provisiond` command: the daemon (serve), local admin (db, token) and API clients
+(rack, node, op). Client commands talk only to the API; local admin commands open the database
+directly and are meant for the daemon's host."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from provisiond import __version__
+from provisiond.client import ApiError, Client, Unreachable
+from provisiond.config import Settings, load_settings
+from provisiond.errors import ConfigError, ProvisionError
+from provisiond.lifecycle import Action
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+
+# ------------------------------------------------------------------ settings and client
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "listen", None):
+        overrides["listen"] = args.listen
+    return load_settings(getattr(args, "config", None), overrides=overrides)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    url = args.url or os.environ.get("PROVISIOND_URL")
+    token = args.token or os.environ.get("PROVISIOND_TOKEN")
+    if not url or not token:
+        try:
+            settings = load_settings(getattr(args, "config", None))
+        except ConfigError:
+            settings = None
+        if settings is not None:
+            url = url or settings.client.url or f"http://{settings.listen}"
+            if not token and settings.client.token_file:
+                try:
+                    token = Path(settings.client.token_file).read_text().strip()
+                except OSError as exc:
+                    raise ConfigError(
+                        f"client.token_file {settings.client.token_file}: {exc.strerror}"
+                    ) from exc
+    return Client(url or "http://127.0.0.1:8750", token)
+
+
+# ------------------------------------------------------------------ output
+
+
+def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in header]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header).rstrip()]
+    lines += [fmt.format(*row).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _flags(node: dict[str, Any]) -> str:
+    out = []
+    if node.get("maintenance"):
+        out.append("maint")
+    if node.get("protected"):
+        out.append("protected")
+    if node.get("retired"):
+        out.append("retired")
+    if node.get("fault"):
+        out.append(f"fault:{node['fault']}")
+    return ",".join(out)
+
+
+# ------------------------------------------------------------------ commands: daemon & local
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from provisiond.api.app import create_app
+
+    settings = _settings(args)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    log = logging.getLogger("provisiond")
+    log.info(
+        "provisiond %s: data dir %s, database %s, listening on %s",
+        __version__,
+        settings.data_dir,
+        settings.db_url.split("@")[-1],
+        settings.listen,
+    )
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda msg: log.info("%s", msg.strip()),
+        access_log=None,
+        shutdown_timeout=10,
+    )
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from provisiond.db import Database
+
+    settings = _settings(args)
+
+    async def run() -> str | None:
+        db = Database(settings.db_url)
+        try:
+            await db.upgrade()
+            return await db.current_revision()
+        finally:
+            await db.close()
+
+    rev = asyncio.run(run())
+    print(f"database {settings.db_url.split('@')[-1]} is at revision {rev}")
+    return EXIT_OK
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from provisiond.auth import create_token
+    from provisiond.db import Database
+
+    settings = _settings(args)
+
+    async def run() -> tuple[str, bool]:
+        db = Database(settings.db_url)
+        try:
+            await db.upgrade()
+            return await create_token(db, role=args.role, name=args.name, tenant=args.tenant)
+        finally:
+            await db.close()
+
+    token, tenant_created = asyncio.run(run())
+    if tenant_created:
+        print(f"created tenant {args.tenant}", file=sys.stderr)
+    print(token)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ commands: API clients
+
+
+def cmd_rack_enroll(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    suffix = path.suffix.lower()
+    ctype = {".json": "application/json", ".csv": "text/csv"}.get(suffix, "application/yaml")
+    rack = args.rack
+    if rack is None:
+        rack = _rack_name_from_file(data, suffix) or path.stem
+    _, result = _client(args).request(
+        "POST",
+        f"/v1/racks/{rack}/enroll",
+        data=data,
+        content_type=ctype,
+        query={"dry_run": True} if args.dry_run else None,
+    )
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(result["summary"])
+    for name in result["created"]:
+        print(f"  + {name}")
+    for upd in result["updated"]:
+        print(f"  ~ {upd['name']}: {', '.join(upd['changes'])}")
+    if result["not_in_file"]:
+        print(f"  kept (not in file): {', '.join(result['not_in_file'])}")
+    return EXIT_OK
+
+
+def _rack_name_from_file(data: bytes, suffix: str) -> str | None:
+    import csv
+    import io
+
+    import yaml
+
+    try:
+        text = data.decode("utf-8-sig")
+        if suffix == ".csv":
+            for row in csv.DictReader(io.StringIO(text)):
+                return (row.get("rack") or "").strip() or None
+            return None
+        doc = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return None  # the server will say exactly what is wrong
+    rack = doc.get("rack") if isinstance(doc, dict) else None
+    return rack if isinstance(rack, str) else None
+
+
+def cmd_rack_list(args: argparse.Namespace) -> int:
+    items = _client(args).get("/v1/racks")["items"]
+    if args.json:
+        _print_json(items)
+    else:
+        rows = [(r["name"], r["height"], r["nodes"], r["location"]) for r in items]
+        print(_table(rows, ("RACK", "UNITS", "NODES", "LOCATION")))
+    return EXIT_OK
+
+
+def cmd_node_list(args: argparse.Namespace) -> int:
+    client = _client(args)
+    query: dict[str, Any] = {
+        "state": args.state,
+        "rack": args.rack,
+        "tenant": args.tenant,
+        "maintenance": args.maintenance,
+        "limit": args.limit,
+    }
+    items: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(100000):  # pages; bounded by the inventory size
+        page = client.get("/v1/nodes", **{**query, "cursor": cursor})
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor or not args.all:
+            break
+    if args.json:
+        _print_json(items)
+        return EXIT_OK
+    rows = [
+        (
+            n["name"],
+            n["rack"],
+            n["unit"],
+            n["state"],
+            n["power_state"],
+            n["bmc"]["driver"]
+            + "://"
+            + n["bmc"]["address"]
+            + (f":{n['bmc']['port']}" if n["bmc"]["port"] else ""),
+            ",".join(nic.get("mac") or nic.get("guid") for nic in n["nics"]),
+            _flags(n),
+        )
+        for n in items
+    ]
+    print(_table(rows, ("NODE", "RACK", "U", "STATE", "POWER", "BMC", "NICS", "FLAGS")))
+    if cursor and not args.all:
+        print(f"(more: --all, or --limit; next cursor {cursor})", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_node_show(args: argparse.Namespace) -> int:
+    node = _client(args).get(f"/v1/nodes/{args.node}")
+    if args.json:
+        _print_json(node)
+        return EXIT_OK
+    bmc = node["bmc"]
+    lines = [
+        ("name", node["name"]),
+        ("id", node["id"]),
+        ("rack / unit", f"{node['rack']} / U{node['unit']}"),
+        ("state", node["state"] + (f" -> {node['target_state']}" if node["target_state"] else "")),
+        ("power", f"{node['power_state']} (checked {node['power_checked_at'] or 'never'})"),
+        ("flags", _flags(node) or "-"),
+        ("maintenance reason", node["maintenance_reason"] or "-"),
+        ("last error", node["last_error"] or "-"),
+        ("tenant", node["tenant"] or "-"),
+        (
+            "bmc",
+            f"{bmc['driver']} {bmc['address']}:{bmc['port'] or 'default'} user {bmc['username']}"
+            f" (password {'set' if bmc['password_set'] else 'not set'})",
+        ),
+        ("boot", f"{node['boot_mode']} {node['arch']}"),
+        ("allowed actions", ", ".join(node["allowed_actions"])),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        print(f"{k:<{width}}  {v}")
+    print("nics:")
+    for nic in node["nics"]:
+        where = f" -> {nic['switch']} {nic['port']}" if nic.get("switch") else ""
+        pxe = " pxe" if nic["pxe"] else ""
+        print(f"  {nic['kind']:<10} {nic.get('mac') or nic.get('guid')}{pxe}{where}")
+    return EXIT_OK
+
+
+def cmd_node_events(args: argparse.Namespace) -> int:
+    items = _client(args).get(f"/v1/nodes/{args.node}/events")["items"]
+    if args.json:
+        _print_json(items)
+    else:
+        print(
+            _table(
+                [(e["ts"], e["kind"], e["actor"], e["message"]) for e in items],
+                ("TIME", "KIND", "ACTOR", "MESSAGE"),
+            )
+        )
+    return EXIT_OK
+
+
+def cmd_node_action(args: argparse.Namespace) -> int:
+    client = _client(args)
+    body = {"reason": args.reason} if getattr(args, "reason", None) else {}
+    ops: list[dict[str, Any]] = []
+    failures = 0
+    for node in args.nodes:
+        try:
+            op = client.post(f"/v1/nodes/{node}/actions/{args.action}", body)
+        except ApiError as exc:
+            failures += 1
+            print(f"{node}: {exc.describe()}", file=sys.stderr)
+            continue
+        ops.append(op)
+        if not args.wait:
+            print(f"{node}: operation {op['id']} {op['state']}")
+    if args.wait and ops:
+        final = _wait(client, [o["id"] for o in ops], args.timeout)
+        for op in final:
+            err = f": {op['error']}" if op.get("error") else ""
+            print(f"{op['node']}: {op['kind']} {op['state']}{err}")
+        failures += sum(1 for o in final if o["state"] != "succeeded")
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def _progress(done: int, total: int, failed: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / total) if total else width
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} done, {failed} failed"
+    )
+    sys.stderr.flush()
+
+
+def _wait(client: Client, op_ids: list[str], timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    latest: dict[str, dict[str, Any]] = {}
+    pending = list(op_ids)
+    delay = 0.2
+    while pending:
+        for op_id in list(pending):
+            op = client.get(f"/v1/operations/{op_id}")
+            latest[op_id] = op
+            if op["state"] in ("succeeded", "failed"):
+                pending.remove(op_id)
+        done = len(op_ids) - len(pending)
+        _progress(done, len(op_ids), sum(1 for o in latest.values() if o["state"] == "failed"))
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
+            names = ", ".join(latest[i].get("node") or i for i in pending)
+            raise TimeoutError(f"still running after {timeout:g}s: {names}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    return [latest[i] for i in op_ids]
+
+
+def cmd_op_show(args: argparse.Namespace) -> int:
+    op = _client(args).get(f"/v1/operations/{args.op}")
+    _print_json(op) if args.json else _print_op(op)
+    return EXIT_OK
+
+
+def _print_op(op: dict[str, Any]) -> None:
+    for k in (
+        "id",
+        "kind",
+        "node",
+        "state",
+        "step",
+        "attempts",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "deadline",
+    ):
+        print(f"{k:<12} {op.get(k) if op.get(k) is not None else '-'}")
+
+
+def cmd_op_wait(args: argparse.Namespace) -> int:
+    final = _wait(_client(args), args.ops, args.timeout)
+    for op in final:
+        err = f": {op['error']}" if op.get("error") else ""
+        print(f"{op['id']} {op['node'] or '-'} {op['kind']} {op['state']}{err}")
+    return EXIT_OK if all(o["state"] == "succeeded" for o in final) else EXIT_ERROR
+
+
+def cmd_lab_demo(args: argparse.Namespace) -> int:
+    from provisiond.lab.demo import run_demo
+
+    return run_demo(
+        oneshot=args.oneshot or os.environ.get("DEMO_ONESHOT") == "1",
+        data_dir=Path(args.data_dir),
+        port=args.port,
+    )
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="provisiond", description="Bare-metal provisioning daemon")
+    p.add_argument("--version", action="version", version=f"provisiond {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def local(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", help="TOML config file (default: see operator guide)")
+        sp.add_argument("--data-dir", help="data directory (database, key file)")
+
+    def remote(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--url", help="API URL (env PROVISIOND_URL)")
+        sp.add_argument("--token", help="API token (env PROVISIOND_TOKEN)")
+        sp.add_argument("--config", help=argparse.SUPPRESS)
+        sp.add_argument("--json", action="store_true", help="print JSON")
+
+    def cmd(
+        parent: Any,
+        name: str,
+        fn: Callable[[argparse.Namespace], int],
+        help_: str,
+        kind: Callable[[argparse.ArgumentParser], None],
+    ) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help_)
+        kind(sp)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    serve = cmd(sub, "serve", cmd_serve, "run the daemon", local)
+    serve.add_argument("--listen", help="HOST:PORT for the API (default 127.0.0.1:8750)")
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="sub", required=True)
+    cmd(db, "upgrade", cmd_db_upgrade, "apply migrations", local)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="sub", required=True)
+    tc = cmd(token, "create", cmd_token_create, "create a token and print it once", local)
+    tc.add_argument("--role", required=True, choices=["admin", "operator", "tenant", "scheduler"])
+    tc.add_argument("--name", required=True)
+    tc.add_argument("--tenant", help="tenant name (role tenant only)")
+
+    rack = sub.add_parser("rack", help="racks").add_subparsers(dest="sub", required=True)
+    re_ = cmd(rack, "enroll", cmd_rack_enroll, "enroll a rack file (YAML, JSON or CSV)", remote)
+    re_.add_argument("file")
+    re_.add_argument("--rack", help="rack name (default: from the file)")
+    re_.add_argument("--dry-run", action="store_true", help="validate and show what would change")
+    cmd(rack, "list", cmd_rack_list, "list racks", remote)
+
+    node = sub.add_parser("node", help="nodes").add_subparsers(dest="sub", required=True)
+    nl = cmd(node, "list", cmd_node_list, "list nodes", remote)
+    nl.add_argument("--state")
+    nl.add_argument("--rack")
+    nl.add_argument("--tenant")
+    nl.add_argument("--maintenance", choices=["true", "false"])
+    nl.add_argument("--limit", type=int, default=100)
+    nl.add_argument("--all", action="store_true", help="follow pages to the end")
+    ns = cmd(node, "show", cmd_node_show, "show a node", remote)
+    ns.add_argument("node")
+    ne = cmd(node, "events", cmd_node_events, "a node's history", remote)
+    ne.add_argument("node")
+    for action in Action:
+        sp = cmd(node, action.value, cmd_node_action, f"{action.value} one or more nodes", remote)
+        sp.add_argument("nodes", nargs="+", metavar="node")
+        sp.add_argument("--wait", action="store_true", help="wait for the operations to end")
+        sp.add_argument("--timeout", type=float, default=3600)
+        if action is Action.MAINTENANCE_ON:
+            sp.add_argument("--reason")
+        sp.set_defaults(action=action.value)
+
+    op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
+    os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)
+    os_.add_argument("op")
+    ow = cmd(op, "wait", cmd_op_wait, "wait for operations to end", remote)
+    ow.add_argument("ops", nargs="+")
+    ow.add_argument("--timeout", type=float, default=3600)
+
+    lab = sub.add_parser("lab", help="the simulated lab").add_subparsers(dest="sub", required=True)
+    demo = lab.add_parser("demo", help="run the demo story")
+    demo.add_argument("--data-dir", default=".demo")
+    demo.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    demo.add_argument("--oneshot", action="store_true", help="exit after the story")
+    demo.set_defaults(fn=cmd_lab_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ApiError as exc:
+        print(exc.describe(), file=sys.stderr)
+        return EXIT_ERROR
+    except Unreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ConfigError as exc:
+        print(f"provisiond: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ProvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

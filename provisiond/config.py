@@ -1,0 +1,252 @@
+"""Settings: defaults, then a TOML file, then PROVISIOND_* environment variables, then flags.
+
+Owns the search path and the validation of every key. It must never touch the database or the
+network: it only reads files and the environment, and fails with the key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from provisiond.errors import ConfigError
+
+DEFAULT_PORT = 8750
+ENV_PREFIX = "PROVISIOND_"
+# Environment variables with this prefix that are not settings of the daemon.
+_ENV_NOT_SETTINGS = {"PROVISIOND_CONFIG", "PROVISIOND_URL", "PROVISIOND_TOKEN"}
+_ENV_NOT_SETTINGS_PREFIXES = ("PROVISIOND_TEST_", "PROVISIOND_BENCH_")
+
+SEARCH_PATH = (Path("provisiond.toml"), Path("/etc/provisiond/provisiond.toml"))
+
+# States with a deadline (seconds). A node in a transitional state longer than this fails into its
+# *-failed twin; see docs/operator-guide.md#deadlines.
+DEFAULT_DEADLINES: dict[str, float] = {
+    "verifying": 300,
+    "inspecting": 600,
+    "inspect-wait": 1800,
+    "cleaning": 1800,
+    "clean-wait": 3600,
+    "deploying": 1800,
+    "deploy-wait": 3600,
+    "releasing": 600,
+    "power": 300,
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiSettings(_Section):
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=1024)
+    page_size_default: int = Field(100, ge=1, le=10000)
+    page_size_max: int = Field(1000, ge=1, le=10000)
+
+
+class EngineSettings(_Section):
+    lease_seconds: float = Field(30.0, gt=0.5)
+    concurrency: int = Field(64, ge=1, le=10000)
+    poll_seconds: float = Field(2.0, gt=0)
+    max_attempts: int = Field(4, ge=1, le=100)
+    retry_backoff_seconds: float = Field(2.0, ge=0)
+    retry_backoff_max_seconds: float = Field(60.0, ge=0)
+    bmc_call_timeout: float = Field(60.0, gt=0)
+    bmc_concurrency: int = Field(32, ge=1, le=10000)
+    deadlines: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES))
+
+    @field_validator("deadlines")
+    @classmethod
+    def _known_states(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(DEFAULT_DEADLINES))
+        if unknown:
+            raise ValueError(
+                f"unknown state(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_DEADLINES)}"
+            )
+        bad = {k: s for k, s in v.items() if s <= 0}
+        if bad:
+            raise ValueError(f"deadlines must be > 0 seconds, got {bad}")
+        return {**DEFAULT_DEADLINES, **v}
+
+
+class DriverSettings(_Section):
+    # Extra drivers by name -> "module:Class"; entry points provide the installed ones.
+    bmc: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("bmc")
+    @classmethod
+    def _import_paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, target in v.items():
+            if ":" not in target:
+                raise ValueError(f"driver {name!r}: expected 'module:Class', got {target!r}")
+        return v
+
+
+class ClientSettings(_Section):
+    """For the client commands (node, rack, op): where the API is and the token to use."""
+
+    url: str = ""
+    token_file: str = ""
+
+
+class Settings(_Section):
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    listen: str = f"127.0.0.1:{DEFAULT_PORT}"
+    database_url: str = ""
+    secret_key: str = ""
+    secret_key_file: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    drivers: DriverSettings = Field(default_factory=DriverSettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @property
+    def host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL with an async driver, derived from data_dir when not set."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'provisiond.db'}"
+        return normalise_db_url(self.database_url)
+
+    @property
+    def key_file(self) -> Path:
+        return Path(self.secret_key_file) if self.secret_key_file else self.data_dir / "secret.key"
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/provisiond")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "provisiond"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.strip("[]")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ValueError(f"port must be a number, got {port_s!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    return host, port
+
+
+def normalise_db_url(url: str) -> str:
+    """Map the URLs people write to the async drivers we ship."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(
+            f"not a database URL: {url!r} (expected sqlite:///PATH or postgresql://...)"
+        )
+    base = scheme.split("+", 1)[0]
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(f"unsupported database {base!r}: use sqlite or postgresql")
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist", key="--config")
+        return path
+    from_env = env.get("PROVISIOND_CONFIG")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"PROVISIOND_CONFIG={path}: no such file", key="PROVISIOND_CONFIG")
+        return path
+    for candidate in SEARCH_PATH:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """PROVISIOND_ENGINE__LEASE_SECONDS=5 -> {"engine": {"lease_seconds": "5"}}."""
+    tree: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
+            continue
+        if name.startswith(_ENV_NOT_SETTINGS_PREFIXES):
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        node = tree
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: conflicts with another variable", key=name)
+            node = child
+        node[path[-1]] = value
+        sources[path] = name
+    return tree, sources
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_settings(
+    config: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from file + environment + explicit overrides (flags), or raise ConfigError."""
+    env = os.environ if env is None else env
+    path = find_config_file(config, env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}", key=str(path)) from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}", key=str(path)) from exc
+    env_tree, env_sources = _env_overrides(env)
+    merged = _merge(_merge(raw, env_tree), {k: v for k, v in (overrides or {}).items() if v})
+    try:
+        return Settings.model_validate(merged)
+    except PydanticValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            key = ".".join(loc)
+            source = env_sources.get(loc) or (str(path) if path else "defaults/flags")
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" = {value!r}"
+            problems.append(f"{key}{shown}: {err['msg']} (from {source})")
+        raise ConfigError("bad configuration:\n  " + "\n  ".join(problems)) from exc

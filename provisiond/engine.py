@@ -1,0 +1,616 @@
+"""Durable operations: every mutating action is an Operation row before anything happens.
+
+The engine owns: admission (one active operation per node, enforced by a partial unique index),
+claiming work with a lease (compare-and-set, so several daemons can share one database), lease
+renewal, per-state deadlines, bounded retries with backoff for transient errors, parking in wait
+states, and recovery after a crash (an expired lease is simply claimable again; a lease held by a
+dead process on this host is released at start). It must never run a step without holding the
+operation's lease, and never write after losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from drivers.bmc.base import BmcTarget
+from provisiond import events
+from provisiond.bmc import BmcGateway
+from provisiond.config import EngineSettings
+from provisiond.crypto import SecretBox
+from provisiond.db import Database
+from provisiond.errors import Conflict, DriverError, NodeBusy, ProvisionError
+from provisiond.inventory import operation_dict, resolve_node
+from provisiond.lifecycle import (
+    FLAG_ACTIONS,
+    TRANSITIONAL,
+    Action,
+    Internal,
+    NodeFlags,
+    check_action,
+    next_state,
+)
+from provisiond.models import ACTIVE_OPERATION_STATES, Node, Operation, utcnow
+from provisiond.workflows.steps import WORKFLOWS, NodeUpdate, Step, StepContext
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another daemon owns this operation now; stop without writing."""
+
+
+def make_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    op_kind: str
+    step_index: int
+    attempts: int
+    max_attempts: int
+    deadline: dt.datetime | None
+    params: Mapping[str, Any]
+    node_id: str
+    node_name: str
+    node_state: str
+    ctx_target: BmcTarget
+    boot_mode: str
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        settings: EngineSettings,
+        box: SecretBox,
+        bmc: BmcGateway,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.db = db
+        self.cfg = settings
+        self.box = box
+        self.bmc = bmc
+        self.owner = owner or make_owner()
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+        self.running = False
+
+    def _lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.cfg.lease_seconds)
+
+    def _deadline_for(self, state: str, now: dt.datetime) -> dt.datetime | None:
+        seconds = self.cfg.deadlines.get(state)
+        return now + dt.timedelta(seconds=seconds) if seconds else None
+
+    # ---------------------------------------------------------------- admission
+
+    async def submit(
+        self,
+        node_ref: str,
+        action: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        tenant_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Validate and record an action; returns the operation. Raises NotFound, Conflict."""
+        act = Action(action)
+        params = dict(params or {})
+        try:
+            async with self.db.write() as s:
+                node = await resolve_node(s, node_ref, tenant_id=tenant_id, for_update=True)
+                busy = (
+                    await s.scalars(
+                        select(Operation).where(
+                            Operation.node_id == node.id,
+                            Operation.state.in_(ACTIVE_OPERATION_STATES),
+                        )
+                    )
+                ).first()
+                if busy is not None and act not in FLAG_ACTIONS:
+                    raise NodeBusy(
+                        f"node {node.name} is busy with operation {busy.id} ({busy.kind}, "
+                        f"{busy.state}); retry when it ends",
+                        node=node.name,
+                        operation=busy.id,
+                    )
+                flags = NodeFlags(node.maintenance, node.protected, node.retired)
+                new_state = check_action(node.state, act, flags)
+                now = utcnow()
+                op = Operation(
+                    kind=act.value,
+                    node_id=node.id,
+                    params=params,
+                    requested_by=actor,
+                    max_attempts=self.cfg.max_attempts,
+                    step="0",
+                    created_at=now,
+                )
+                if act in FLAG_ACTIONS:
+                    # Flags are bookkeeping, not work: done at once, and allowed while another
+                    # operation runs (maintenance is what an operator sets when one hangs).
+                    self._apply_flag(node, act, params)
+                    op.state = "succeeded"
+                    op.node_id = None if busy is not None else node.id
+                    op.result = {"node": node.name, "maintenance": node.maintenance}
+                    op.started_at = op.finished_at = now
+                else:
+                    if new_state is not None:
+                        node.target_state = self._target_of(act)
+                        self._move(s, node, act.value, op_id=op.id, actor=actor, now=now)
+                        op.deadline = self._deadline_for(node.state, now)
+                    else:
+                        op.deadline = self._deadline_for("power", now)
+                s.add(op)
+                await s.flush()
+                events.record(
+                    s,
+                    "operation",
+                    f"{act.value} requested ({op.state})",
+                    node_id=node.id,
+                    operation_id=op.id,
+                    actor=actor,
+                    data={"params": params} if params else None,
+                )
+                result = operation_dict(op, node.name)
+        except IntegrityError as exc:
+            raise NodeBusy(
+                f"node {node_ref} is busy with another operation; retry when it ends",
+                node=node_ref,
+            ) from exc
+        self._wake.set()
+        return result
+
+    @staticmethod
+    def _target_of(act: Action) -> str | None:
+        return {
+            Action.MANAGE: "manageable",
+            Action.INSPECT: "manageable",
+            Action.PROVIDE: "available",
+            Action.DEPLOY: "active",
+            Action.REBUILD: "active",
+            Action.UNDEPLOY: "available",
+        }.get(act)
+
+    @staticmethod
+    def _apply_flag(node: Node, act: Action, params: Mapping[str, Any]) -> None:
+        if act is Action.MAINTENANCE_ON:
+            node.maintenance = True
+            node.maintenance_reason = str(params.get("reason") or "set by operator")
+        else:
+            node.maintenance = False
+            node.maintenance_reason = None
+            node.fault = None
+
+    def _move(
+        self,
+        s: AsyncSession,
+        node: Node,
+        event: str,
+        *,
+        op_id: str | None,
+        actor: str | None,
+        now: dt.datetime,
+    ) -> None:
+        old = node.state
+        node.state = next_state(old, event).value
+        node.state_entered_at = now
+        if node.state not in TRANSITIONAL:
+            node.target_state = None
+        events.record(
+            s,
+            "state",
+            f"{old} -> {node.state} ({event})",
+            node_id=node.id,
+            operation_id=op_id,
+            actor=actor,
+            data={"from": old, "to": node.state, "event": event},
+        )
+
+    async def resume(self, node_ref: str, *, data: Mapping[str, Any] | None = None) -> str:
+        """A node called back: move its parked operation past the wait. Returns the op id."""
+        async with self.db.write() as s:
+            node = await resolve_node(s, node_ref, for_update=True)
+            op = (
+                await s.scalars(
+                    select(Operation)
+                    .where(
+                        Operation.node_id == node.id,
+                        Operation.state.in_(ACTIVE_OPERATION_STATES),
+                    )
+                    .with_for_update()
+                )
+            ).first()
+            steps = WORKFLOWS.get(op.kind, ()) if op else ()
+            idx = int(op.step or 0) if op else -1
+            if op is None or idx >= len(steps) or steps[idx].kind != "wait":
+                raise Conflict(
+                    f"node {node.name} is not waiting for a call-back (state {node.state})",
+                    state=node.state,
+                )
+            op.step = str(idx + 1)
+            op.not_before = utcnow()
+            op.lease_owner = None
+            op.lease_expires_at = None
+            if data:
+                op.result = {**op.result, "callback": dict(data)}
+            events.record(s, "callback", "node called back", node_id=node.id, operation_id=op.id)
+            op_id = op.id
+        self._wake.set()
+        return op_id
+
+    # ---------------------------------------------------------------- the loop
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and run due operations until stop(); meant to be one background task."""
+        self.running = True
+        try:
+            await self.release_dead_local_leases()
+            while not self._stopping:
+                free = self.cfg.concurrency - len(self._tasks)
+                if free > 0:
+                    try:
+                        claimed = await self._claim(free)
+                    except Exception:  # the database may be briefly unavailable; keep going
+                        log.exception("claiming operations failed; retrying")
+                        claimed = []
+                    for op_id in claimed:
+                        task = asyncio.create_task(self._execute(op_id), name=f"op-{op_id}")
+                        self._tasks[op_id] = task
+                        task.add_done_callback(self._forget)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cfg.poll_seconds):
+                        await self._wake.wait()
+        finally:
+            self.running = False
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task.get_name().removeprefix("op-"), None)
+
+    async def stop(self) -> None:
+        """Stop claiming, cancel running steps and hand their leases back at once."""
+        self._stopping = True
+        self._wake.set()
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with self.db.write() as s:
+                await s.execute(
+                    update(Operation)
+                    .where(
+                        Operation.lease_owner == self.owner,
+                        Operation.state.in_(ACTIVE_OPERATION_STATES),
+                    )
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+
+    async def release_dead_local_leases(self) -> int:
+        """Leases held by a process of this host that no longer exists are released now rather
+        than after expiry (the daemon was killed and restarted)."""
+        host = socket.gethostname()
+        released = 0
+        async with self.db.write() as s:
+            rows = (
+                await s.scalars(
+                    select(Operation).where(
+                        Operation.state.in_(ACTIVE_OPERATION_STATES),
+                        Operation.lease_owner.is_not(None),
+                        Operation.lease_owner.like(f"{host}:%"),
+                    )
+                )
+            ).all()
+            for op in rows:
+                assert op.lease_owner is not None
+                try:
+                    pid = int(op.lease_owner.split(":")[1])
+                except (IndexError, ValueError):
+                    continue
+                if op.lease_owner == self.owner or _pid_alive(pid):
+                    continue
+                events.record(
+                    s,
+                    "recovery",
+                    f"daemon pid {pid} that ran this operation is gone; resuming at step {op.step}",
+                    node_id=op.node_id,
+                    operation_id=op.id,
+                )
+                op.lease_owner = None
+                op.lease_expires_at = None
+                released += 1
+        if released:
+            log.warning("released %d operation lease(s) of dead local daemons", released)
+        return released
+
+    async def _claim(self, limit: int) -> list[str]:
+        now = utcnow()
+        due = (
+            Operation.state.in_(ACTIVE_OPERATION_STATES),
+            or_(Operation.lease_expires_at.is_(None), Operation.lease_expires_at < now),
+            or_(Operation.not_before.is_(None), Operation.not_before <= now),
+        )
+        claimed: list[str] = []
+        async with self.db.write() as s:
+            candidates = (
+                await s.scalars(
+                    select(Operation.id)
+                    .where(*due, Operation.id.not_in(list(self._tasks)))
+                    .order_by(Operation.created_at)
+                    .limit(limit)
+                )
+            ).all()
+            for op_id in candidates:
+                res = await s.execute(
+                    update(Operation)
+                    .where(Operation.id == op_id, *due)
+                    .values(
+                        lease_owner=self.owner,
+                        lease_expires_at=now + self._lease(),
+                        state="running",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if res.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(op_id)
+        return claimed
+
+    async def _heartbeat(self, op_id: str, runner: asyncio.Task[None]) -> None:
+        interval = self.cfg.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with self.db.write() as s:
+                    res = await s.execute(
+                        update(Operation)
+                        .where(Operation.id == op_id, Operation.lease_owner == self.owner)
+                        .values(lease_expires_at=utcnow() + self._lease())
+                        .execution_options(synchronize_session=False)
+                    )
+                    renewed = res.rowcount == 1  # type: ignore[attr-defined]
+            except Exception:
+                log.exception("operation %s: lease renewal failed", op_id)
+                continue
+            if not renewed:
+                log.error("operation %s: lease lost to another daemon; abandoning", op_id)
+                runner.cancel()
+                return
+
+    async def _execute(self, op_id: str) -> None:
+        me = asyncio.current_task()
+        assert me is not None
+        hb = asyncio.create_task(self._heartbeat(op_id, me))
+        try:
+            await self._drive(op_id)
+        except LeaseLost:
+            log.warning("operation %s: lease lost; another daemon continues it", op_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must fail the operation, not leave it hanging
+            log.exception("operation %s: internal error", op_id)
+            with contextlib.suppress(LeaseLost):
+                await self._fail(op_id, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            hb.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hb
+
+    async def _snapshot(self, op_id: str) -> _Snapshot | None:
+        async with self.db.read() as s:
+            op = await s.get(Operation, op_id)
+            if op is None or op.lease_owner != self.owner:
+                raise LeaseLost(op_id)
+            if op.state not in ACTIVE_OPERATION_STATES:
+                return None
+            assert op.node_id is not None
+            node = await s.get(Node, op.node_id)
+            assert node is not None
+            password = self.box.decrypt(node.bmc_password_enc) if node.bmc_password_enc else None
+            return _Snapshot(
+                op_kind=op.kind,
+                step_index=int(op.step or 0),
+                attempts=op.attempts,
+                max_attempts=op.max_attempts,
+                deadline=op.deadline,
+                params=dict(op.params),
+                node_id=node.id,
+                node_name=node.name,
+                node_state=node.state,
+                ctx_target=BmcTarget(
+                    driver=node.bmc_driver,
+                    address=node.bmc_address,
+                    port=node.bmc_port,
+                    username=node.bmc_username,
+                    password=password,
+                ),
+                boot_mode=node.boot_mode,
+            )
+
+    async def _drive(self, op_id: str) -> None:
+        for _ in range(1000):  # a workflow has a handful of steps; this only bounds a bug
+            snap = await self._snapshot(op_id)
+            if snap is None:
+                return
+            steps = WORKFLOWS[snap.op_kind]
+            if snap.step_index >= len(steps):
+                await self._finish(op_id)
+                return
+            now = utcnow()
+            if snap.deadline is not None and now >= snap.deadline:
+                await self._fail(
+                    op_id,
+                    f"deadline passed in state {snap.node_state} "
+                    f"(at {snap.deadline.isoformat(timespec='seconds')})",
+                )
+                return
+            step = steps[snap.step_index]
+            if step.kind == "wait":
+                await self._park(op_id, snap)
+                return
+            if step.kind == "transition":
+                assert step.event is not None
+                await self._advance(op_id, snap.step_index, event=step.event)
+                continue
+            update_ = await self._run_call(op_id, snap, step)
+            if update_ is None:
+                return
+            await self._advance(op_id, snap.step_index, node_update=update_)
+        raise RuntimeError(f"operation {op_id}: workflow did not finish in 1000 steps")
+
+    async def _run_call(self, op_id: str, snap: _Snapshot, step: Step) -> NodeUpdate | None:
+        assert step.fn is not None
+        ctx = StepContext(
+            node_id=snap.node_id,
+            node_name=snap.node_name,
+            boot_mode=snap.boot_mode,
+            target=snap.ctx_target,
+            bmc=self.bmc,
+            params=snap.params,
+        )
+        remaining = (snap.deadline - utcnow()).total_seconds() if snap.deadline else None
+        try:
+            async with asyncio.timeout(remaining):
+                return await step.fn(ctx)
+        except TimeoutError:
+            await self._fail(op_id, f"step {step.name}: deadline passed in state {snap.node_state}")
+        except DriverError as exc:
+            if exc.transient and snap.attempts + 1 < snap.max_attempts:
+                await self._retry(op_id, snap, step, exc)
+            else:
+                tries = f" after {snap.attempts + 1} attempt(s)" if exc.transient else ""
+                await self._fail(op_id, f"step {step.name}{tries}: {exc.message}")
+        except ProvisionError as exc:
+            await self._fail(op_id, f"step {step.name}: {exc.message}")
+        return None
+
+    async def _owned(self, s: AsyncSession, op_id: str) -> tuple[Operation, Node]:
+        op = (
+            await s.scalars(select(Operation).where(Operation.id == op_id).with_for_update())
+        ).one()
+        if op.lease_owner != self.owner:
+            raise LeaseLost(op_id)
+        assert op.node_id is not None
+        node = (await s.scalars(select(Node).where(Node.id == op.node_id).with_for_update())).one()
+        return op, node
+
+    async def _advance(
+        self,
+        op_id: str,
+        index: int,
+        *,
+        event: Internal | None = None,
+        node_update: NodeUpdate | None = None,
+    ) -> None:
+        async with self.db.write() as s:
+            op, node = await self._owned(s, op_id)
+            if int(op.step or 0) != index:
+                raise LeaseLost(op_id)  # somebody else moved it on; do not apply twice
+            now = utcnow()
+            if node_update is not None:
+                if node_update.power_state is not None:
+                    node.power_state = node_update.power_state
+                    node.power_checked_at = node_update.checked_at or now
+                if node_update.facts:
+                    node.facts = {**node.facts, **node_update.facts}
+            if event is not None:
+                self._move(s, node, event.value, op_id=op.id, actor=None, now=now)
+                if node.state in TRANSITIONAL:
+                    op.deadline = self._deadline_for(node.state, now)
+            op.step = str(index + 1)
+            op.attempts = 0
+
+    async def _park(self, op_id: str, snap: _Snapshot) -> None:
+        async with self.db.write() as s:
+            op, node = await self._owned(s, op_id)
+            op.lease_owner = None
+            op.lease_expires_at = None
+            # Woken by a call-back (resume) or, failing that, at the deadline, which fails it.
+            op.not_before = op.deadline
+            events.record(
+                s,
+                "wait",
+                f"waiting in {node.state} for the node to call back",
+                node_id=node.id,
+                operation_id=op.id,
+            )
+
+    async def _retry(self, op_id: str, snap: _Snapshot, step: Step, exc: DriverError) -> None:
+        attempt = snap.attempts + 1
+        delay = min(
+            self.cfg.retry_backoff_seconds * (2 ** (attempt - 1)),
+            self.cfg.retry_backoff_max_seconds,
+        )
+        async with self.db.write() as s:
+            op, node = await self._owned(s, op_id)
+            op.attempts = attempt
+            op.not_before = utcnow() + dt.timedelta(seconds=delay)
+            op.lease_owner = None
+            op.lease_expires_at = None
+            events.record(
+                s,
+                "retry",
+                f"step {step.name} failed ({exc.message}); retry {attempt} of "
+                f"{snap.max_attempts - 1} in {delay:g}s",
+                node_id=node.id,
+                operation_id=op.id,
+            )
+
+    async def _fail(self, op_id: str, message: str) -> None:
+        async with self.db.write() as s:
+            op, node = await self._owned(s, op_id)
+            now = utcnow()
+            if node.state in TRANSITIONAL:
+                self._move(s, node, Internal.FAIL.value, op_id=op.id, actor=None, now=now)
+            node.last_error = message
+            op.state = "failed"
+            op.error = message
+            op.finished_at = now
+            op.lease_owner = None
+            op.lease_expires_at = None
+            events.record(
+                s, "operation", f"{op.kind} failed: {message}", node_id=node.id, operation_id=op.id
+            )
+        log.warning("operation %s failed: %s", op_id, message)
+
+    async def _finish(self, op_id: str) -> None:
+        async with self.db.write() as s:
+            op, node = await self._owned(s, op_id)
+            now = utcnow()
+            op.state = "succeeded"
+            op.finished_at = now
+            op.lease_owner = None
+            op.lease_expires_at = None
+            node.last_error = None
+            events.record(
+                s, "operation", f"{op.kind} succeeded", node_id=node.id, operation_id=op.id
+            )

@@ -1,0 +1,188 @@
+"""Inventory queries and their public shapes: nodes, racks, NICs, operations, events.
+
+Read paths only, plus node lookup for writers. The API and the engine share these so a node looks
+the same everywhere; secrets never appear in any shape built here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from provisiond.errors import FieldProblem, NotFound, ValidationError
+from provisiond.lifecycle import allowed_actions
+from provisiond.models import Event, Nic, Node, Operation, Rack, Tenant
+
+
+def _iso(ts: dt.datetime | None) -> str | None:
+    return ts.isoformat().replace("+00:00", "Z") if ts else None
+
+
+def _looks_like_uuid(ref: str) -> bool:
+    return len(ref) == 36 and ref.count("-") == 4
+
+
+async def resolve_node(
+    session: AsyncSession,
+    ref: str,
+    *,
+    tenant_id: int | None = None,
+    for_update: bool = False,
+    with_nics: bool = False,
+) -> Node:
+    """A node by name or id. With ``tenant_id``, nodes of other tenants do not exist (404)."""
+    stmt = select(Node).where(Node.id == ref if _looks_like_uuid(ref) else Node.name == ref)
+    if tenant_id is not None:
+        stmt = stmt.where(Node.tenant_id == tenant_id)
+    if with_nics:
+        stmt = stmt.options(selectinload(Node.nics))
+    if for_update:
+        stmt = stmt.with_for_update()
+    node = (await session.scalars(stmt)).first()
+    if node is None:
+        raise NotFound(f"no node {ref!r}", node=ref)
+    return node
+
+
+def nic_dict(nic: Nic) -> dict[str, Any]:
+    d: dict[str, Any] = {"id": nic.id, "kind": nic.kind, "pxe": nic.pxe}
+    if nic.mac:
+        d["mac"] = nic.mac
+    if nic.guid:
+        d["guid"] = nic.guid
+    if nic.switch_name:
+        d["switch"] = nic.switch_name
+    if nic.switch_port:
+        d["port"] = nic.switch_port
+    return d
+
+
+def node_dict(
+    node: Node,
+    *,
+    rack_name: str | None,
+    tenant_name: str | None,
+    with_nics: bool = True,
+    detail: bool = False,
+) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "id": node.id,
+        "name": node.name,
+        "rack": rack_name,
+        "unit": node.unit,
+        "state": node.state,
+        "target_state": node.target_state,
+        "maintenance": node.maintenance,
+        "maintenance_reason": node.maintenance_reason,
+        "fault": node.fault,
+        "protected": node.protected,
+        "retired": node.retired,
+        "last_error": node.last_error,
+        "power_state": node.power_state,
+        "tenant": tenant_name,
+        "bmc": {
+            "driver": node.bmc_driver,
+            "address": node.bmc_address,
+            "port": node.bmc_port,
+            "username": node.bmc_username,
+            "password_set": node.bmc_password_enc is not None,
+        },
+        "updated_at": _iso(node.updated_at),
+    }
+    if with_nics:
+        d["nics"] = [nic_dict(n) for n in node.nics]
+    if detail:
+        d.update(
+            {
+                "unit_height": node.unit_height,
+                "boot_mode": node.boot_mode,
+                "arch": node.arch,
+                "power_checked_at": _iso(node.power_checked_at),
+                "state_entered_at": _iso(node.state_entered_at),
+                "created_at": _iso(node.created_at),
+                "facts": node.facts,
+                "allowed_actions": list(allowed_actions(node.state)),
+            }
+        )
+    return d
+
+
+def operation_dict(op: Operation, node_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "node": node_name,
+        "node_id": op.node_id,
+        "state": op.state,
+        "step": op.step,
+        "attempts": op.attempts,
+        "error": op.error,
+        "result": op.result,
+        "requested_by": op.requested_by,
+        "deadline": _iso(op.deadline),
+        "created_at": _iso(op.created_at),
+        "started_at": _iso(op.started_at),
+        "finished_at": _iso(op.finished_at),
+    }
+
+
+def event_dict(ev: Event, node_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": ev.id,
+        "ts": _iso(ev.ts),
+        "kind": ev.kind,
+        "node": node_name,
+        "node_id": ev.node_id,
+        "operation_id": ev.operation_id,
+        "actor": ev.actor,
+        "message": ev.message,
+        "data": ev.data,
+    }
+
+
+def encode_cursor(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValidationError(
+            "bad cursor",
+            [FieldProblem("cursor", "not a cursor from a previous page", value=cursor)],
+        ) from None
+
+
+def node_page_query(
+    *,
+    state: str | None,
+    rack_id: int | None,
+    tenant_id: int | None,
+    maintenance: bool | None,
+    after: str | None,
+    limit: int,
+) -> Select[Node, str, str]:
+    stmt = (
+        select(Node, Rack.name, Tenant.name)
+        .outerjoin(Rack, Node.rack_id == Rack.id)
+        .outerjoin(Tenant, Node.tenant_id == Tenant.id)
+        .options(selectinload(Node.nics))
+    )
+    if state is not None:
+        stmt = stmt.where(Node.state == state)
+    if rack_id is not None:
+        stmt = stmt.where(Node.rack_id == rack_id)
+    if tenant_id is not None:
+        stmt = stmt.where(Node.tenant_id == tenant_id)
+    if maintenance is not None:
+        stmt = stmt.where(Node.maintenance == maintenance)
+    if after is not None:
+        stmt = stmt.where(Node.name > after)
+    return stmt.order_by(Node.name).limit(limit)

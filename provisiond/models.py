@@ -1,0 +1,258 @@
+"""The ORM: every table provisiond keeps, in one module.
+
+Owns table shapes and constraints only. No business rules live here (lifecycle rules are in
+lifecycle.py, enrollment rules in workflows/enroll.py); relationships are lazy="raise" so every
+query states what it loads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+str32 = Annotated[str, 32]
+str64 = Annotated[str, 64]
+str255 = Annotated[str, 255]
+Timestamp = Annotated[dt.datetime, "ts"]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        str32: String(32),
+        str64: String(64),
+        str255: String(255),
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JsonType,
+    }
+
+
+class Rack(Base):
+    __tablename__ = "racks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    height: Mapped[int] = mapped_column(default=42)
+    location: Mapped[str255 | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    nodes: Mapped[list[Node]] = relationship(back_populates="rack", lazy="raise")
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    __table_args__ = (
+        UniqueConstraint("rack_id", "unit", name="uq_nodes_rack_unit"),
+        Index("ix_nodes_state_name", "state", "name"),
+        Index("ix_nodes_rack_name", "rack_id", "name"),
+        Index("ix_nodes_tenant_name", "tenant_id", "name"),
+        Index("ix_nodes_maintenance_name", "maintenance", "name"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str64] = mapped_column(unique=True)
+    rack_id: Mapped[int | None] = mapped_column(ForeignKey("racks.id", ondelete="RESTRICT"))
+    unit: Mapped[int | None]
+    unit_height: Mapped[int] = mapped_column(default=1)
+    state: Mapped[str32] = mapped_column(default="enrolled")
+    target_state: Mapped[str32 | None]
+    maintenance: Mapped[bool] = mapped_column(default=False)
+    maintenance_reason: Mapped[str | None] = mapped_column(Text)
+    fault: Mapped[str64 | None]
+    protected: Mapped[bool] = mapped_column(default=False)
+    retired: Mapped[bool] = mapped_column(default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    power_state: Mapped[str32] = mapped_column(default="unknown")
+    power_checked_at: Mapped[dt.datetime | None]
+    boot_mode: Mapped[str32] = mapped_column(default="uefi")
+    arch: Mapped[str32] = mapped_column(default="x86_64")
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    bmc_driver: Mapped[str32]
+    bmc_address: Mapped[str255]
+    bmc_port: Mapped[int | None]
+    bmc_username: Mapped[str255 | None]
+    # Fernet token; never leaves the daemon (write-only in the API).
+    bmc_password_enc: Mapped[str | None] = mapped_column(Text)
+    state_entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    rack: Mapped[Rack | None] = relationship(back_populates="nodes", lazy="raise")
+    tenant: Mapped[Tenant | None] = relationship(lazy="raise")
+    nics: Mapped[list[Nic]] = relationship(
+        back_populates="node",
+        lazy="raise",
+        cascade="all, delete-orphan",
+        order_by="Nic.id",
+    )
+
+
+class Nic(Base):
+    __tablename__ = "nics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("nodes.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str32]  # ethernet | infiniband
+    # lowercase colon form; unique across the inventory
+    mac: Mapped[str | None] = mapped_column(String(17), unique=True)
+    # InfiniBand port GUID, 0x + 16 lowercase hex digits; unique across the inventory
+    guid: Mapped[str | None] = mapped_column(String(18), unique=True)
+    pxe: Mapped[bool] = mapped_column(default=False)
+    # Where the cable goes, from the rack file or LLDP; becomes a Switch FK with the switch issue.
+    switch_name: Mapped[str64 | None]
+    switch_port: Mapped[str64 | None]
+
+    node: Mapped[Node] = relationship(back_populates="nics", lazy="raise")
+
+
+ACTIVE_OPERATION_STATES = ("pending", "running")
+
+
+class Operation(Base):
+    """A durable unit of work. Written before any side effect starts; see engine.py."""
+
+    __tablename__ = "operations"
+    __table_args__ = (
+        # One active operation per node, enforced by the database itself so that two daemons (or
+        # two requests) racing cannot both win.
+        Index(
+            "uq_operations_node_active",
+            "node_id",
+            unique=True,
+            sqlite_where=text("state IN ('pending', 'running')"),
+            postgresql_where=text("state IN ('pending', 'running')"),
+        ),
+        Index("ix_operations_state_not_before", "state", "not_before"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str32]
+    node_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("nodes.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str32] = mapped_column(default="pending")
+    step: Mapped[str64 | None]
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=4)
+    deadline: Mapped[dt.datetime | None]
+    not_before: Mapped[dt.datetime | None]
+    lease_owner: Mapped[str255 | None]
+    lease_expires_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str64 | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """Append-only log of what happened; also the audit trail."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    ts: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    node_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("nodes.id", ondelete="SET NULL"), index=True
+    )
+    operation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    kind: Mapped[str64]
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str64 | None]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    role: Mapped[str32]
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    # sha256 of the full token; tokens are 256-bit random, so a fast hash is enough
+    token_hash: Mapped[str64] = mapped_column(unique=True)
+    prefix: Mapped[str32]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    tenant: Mapped[Tenant | None] = relationship(lazy="raise")

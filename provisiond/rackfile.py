@@ -1,0 +1,549 @@
+"""Rack files: YAML, JSON or CSV in, one validated RackPlan out, with every problem located.
+
+Pure: parses and validates text only; the database checks and the write are in
+workflows/enroll.py. Problems carry the file line and the field path so an operator can fix the
+file at 3 AM without guessing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from provisiond.errors import FieldProblem, ValidationError
+
+Path_ = tuple[str | int, ...]
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+_MAC_SEPARATED = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
+_MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
+_GUID = re.compile(r"^(0x)?[0-9a-fA-F]{16}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+# Protocols that log in; a node without credentials for them cannot be managed.
+_NEEDS_CREDENTIALS = {"ipmi", "redfish"}
+
+
+def normalise_mac(value: str) -> str:
+    v = value.strip()
+    if _MAC_SEPARATED.match(v):
+        hexs = re.sub(r"[:-]", "", v)
+    elif _MAC_DOTTED.match(v):
+        hexs = v.replace(".", "")
+    else:
+        raise ValueError("not a MAC address (expected six hex pairs like 52:54:00:12:34:56)")
+    mac = ":".join(hexs[i : i + 2] for i in range(0, 12, 2)).lower()
+    first = int(hexs[:2], 16)
+    if first & 1:
+        raise ValueError("a multicast MAC cannot be a NIC's address")
+    if mac == "00:00:00:00:00:00":
+        raise ValueError("the all-zero MAC is not a NIC's address")
+    return mac
+
+
+def normalise_guid(value: str) -> str:
+    v = value.strip().replace(":", "")
+    if not _GUID.match(v):
+        raise ValueError("not an InfiniBand port GUID (expected 0x and 16 hex digits)")
+    v = v.lower().removeprefix("0x")
+    if int(v, 16) == 0:
+        raise ValueError("the all-zero GUID is not a port GUID")
+    return "0x" + v
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BmcSpec(_Strict):
+    driver: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    address: str
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=255)
+    password: str | None = Field(None, min_length=1, max_length=1024, repr=False)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v))
+        except ValueError:
+            pass
+        if not _HOSTNAME.match(v):
+            raise ValueError("not an IP address or host name")
+        return v.lower()
+
+
+class NicSpec(_Strict):
+    kind: Literal["ethernet", "infiniband"]
+    mac: str | None = None
+    guid: str | None = None
+    pxe: bool = False
+    switch: str | None = Field(None, pattern=NAME_RE)
+    port: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9/:._-]{0,63}$")
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_mac(v)
+
+    @field_validator("guid")
+    @classmethod
+    def _guid(cls, v: str | None) -> str | None:
+        return None if v is None else normalise_guid(v)
+
+    @model_validator(mode="after")
+    def _shape(self) -> NicSpec:
+        if self.kind == "ethernet":
+            if self.mac is None:
+                raise ValueError("an ethernet NIC needs a mac")
+            if self.guid is not None:
+                raise ValueError("an ethernet NIC has no guid")
+        else:
+            if self.guid is None:
+                raise ValueError("an infiniband NIC needs a guid (the port GUID)")
+            if self.pxe:
+                raise ValueError("pxe boot is set on an ethernet NIC, not an infiniband port")
+        if (self.switch is None) != (self.port is None):
+            raise ValueError("switch and port go together: give both or neither")
+        return self
+
+
+class NodeSpec(_Strict):
+    name: str = Field(pattern=NAME_RE)
+    unit: int = Field(ge=1)
+    height: int = Field(1, ge=1, le=16)
+    bmc: BmcSpec
+    nics: list[NicSpec] = Field(default_factory=list)
+    boot_mode: Literal["uefi", "bios"] = "uefi"
+    arch: Literal["x86_64", "aarch64"] = "x86_64"
+
+    @model_validator(mode="after")
+    def _one_pxe(self) -> NodeSpec:
+        if sum(1 for n in self.nics if n.pxe) > 1:
+            raise ValueError("more than one NIC has pxe: true; mark the one the node boots from")
+        return self
+
+
+class RackHeader(_Strict):
+    rack: str = Field(pattern=NAME_RE)
+    height: int = Field(42, ge=1, le=64)
+    location: str | None = Field(None, max_length=255)
+
+
+class RackFile(RackHeader):
+    nodes: list[NodeSpec] = Field(max_length=100000)
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    data: Any
+    lines: Mapping[Path_, int]
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                raise ValidationError(
+                    "rack file has a duplicate key",
+                    [
+                        FieldProblem(
+                            ".".join(map(str, (*path, key))) or key,
+                            "key appears twice in one mapping",
+                            line=key_node.start_mark.line + 1,
+                        )
+                    ],
+                )
+            seen.add(key)
+            _yaml_lines(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _yaml_lines(item, (*path, i), out)
+
+
+def parse_yaml(text: str) -> ParsedFile:
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ValidationError("rack file is empty", [FieldProblem("(file)", "empty")])
+            lines: dict[Path_, int] = {}
+            _yaml_lines(root, (), lines)
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ValidationError(
+            "rack file is not valid YAML",
+            [FieldProblem("(file)", str(exc.problem or exc), line=line)],
+        ) from exc
+    return ParsedFile(data, lines)
+
+
+def parse_json(text: str) -> ParsedFile:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise ValueError(f"duplicate key {k!r}")
+            out[k] = v
+        return out
+
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            "rack file is not valid JSON", [FieldProblem("(file)", exc.msg, line=exc.lineno)]
+        ) from exc
+    except ValueError as exc:
+        raise ValidationError(
+            "rack file is not valid JSON", [FieldProblem("(file)", str(exc))]
+        ) from exc
+    lines: dict[Path_, int] = {}
+    try:  # JSON is YAML: borrow the YAML composer for line numbers
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _yaml_lines(root, (), lines)
+    except (yaml.YAMLError, ValidationError):
+        lines = {}
+    return ParsedFile(data, lines)
+
+
+CSV_NODE_COLUMNS = (
+    "unit",
+    "height",
+    "bmc_driver",
+    "bmc_address",
+    "bmc_port",
+    "bmc_username",
+    "bmc_password",
+    "boot_mode",
+    "arch",
+)
+CSV_NIC_COLUMNS = ("nic_kind", "mac", "guid", "pxe", "switch", "port")
+CSV_COLUMNS = ("rack", "name", *CSV_NODE_COLUMNS, *CSV_NIC_COLUMNS)
+_TRUE = {"true", "yes", "1", "y"}
+_FALSE = {"false", "no", "0", "n", ""}
+
+
+def parse_csv(text: str) -> ParsedFile:
+    """One row per NIC; a node's columns are given on its first row and may repeat or be blank on
+    its later rows."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    problems: list[FieldProblem] = []
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        problems.append(
+            FieldProblem(
+                "(header)",
+                f"unknown column(s) {', '.join(unknown)}; known: {', '.join(CSV_COLUMNS)}",
+                line=1,
+            )
+        )
+    if "name" not in header:
+        problems.append(FieldProblem("(header)", "missing column 'name'", line=1))
+    if problems:
+        raise ValidationError("rack CSV header is wrong", problems)
+    reader.fieldnames = header
+    lines: dict[Path_, int] = {}
+    racks: set[str] = set()
+    nodes: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            problems.append(FieldProblem("(row)", "more cells than columns", line=line))
+            continue
+        cells = {k: (v or "").strip() for k, v in row.items()}
+        if not any(cells.values()):
+            continue
+        name = cells.get("name", "")
+        if not name:
+            problems.append(FieldProblem("name", "empty node name", line=line))
+            continue
+        if cells.get("rack"):
+            racks.add(cells["rack"])
+            lines.setdefault(("rack",), line)
+        if name not in nodes:
+            idx = len(order)
+            order.append(name)
+            node: dict[str, Any] = {"name": name, "bmc": {}, "nics": []}
+            nodes[name] = node
+            base: Path_ = ("nodes", idx)
+            lines[base] = lines[(*base, "name")] = line
+            lines[(*base, "bmc")] = line
+            for col in CSV_NODE_COLUMNS:
+                raw = cells.get(col, "")
+                if raw == "":
+                    continue
+                key, path = _csv_node_key(col, base)
+                lines[path] = line
+                try:
+                    value: Any = int(raw) if col in ("unit", "height", "bmc_port") else raw
+                except ValueError:
+                    problems.append(
+                        FieldProblem(
+                            ".".join(map(str, path)), "must be a whole number", line=line, row=name
+                        )
+                    )
+                    continue
+                if key[0] == "bmc":
+                    node["bmc"][key[1]] = value
+                else:
+                    node[key[0]] = value
+        else:
+            idx = order.index(name)
+            first = nodes[name]
+            for col in CSV_NODE_COLUMNS:
+                raw = cells.get(col, "")
+                key, _ = _csv_node_key(col, ("nodes", idx))
+                have = first["bmc"].get(key[1]) if key[0] == "bmc" else first.get(key[0])
+                if raw and str(have) != raw:
+                    problems.append(
+                        FieldProblem(
+                            col,
+                            f"differs from the node's first row ({have!r})",
+                            line=line,
+                            row=name,
+                            value=raw,
+                        )
+                    )
+        if any(cells.get(c) for c in CSV_NIC_COLUMNS):
+            node = nodes[name]
+            nic_path: Path_ = ("nodes", order.index(name), "nics", len(node["nics"]))
+            lines[nic_path] = line
+            nic: dict[str, Any] = {}
+            for col in CSV_NIC_COLUMNS:
+                raw = cells.get(col, "")
+                key_name = "kind" if col == "nic_kind" else col
+                lines[(*nic_path, key_name)] = line
+                if col == "pxe":
+                    low = raw.lower()
+                    if low not in _TRUE | _FALSE:
+                        problems.append(
+                            FieldProblem(
+                                "pxe", "must be true or false", line=line, row=name, value=raw
+                            )
+                        )
+                    nic["pxe"] = low in _TRUE
+                elif raw:
+                    nic[key_name] = raw
+            node["nics"].append(nic)
+    if problems:
+        raise ValidationError("rack CSV has errors", problems)
+    data: dict[str, Any] = {"nodes": [nodes[n] for n in order]}
+    if len(racks) > 1:
+        raise ValidationError(
+            "rack CSV names more than one rack",
+            [FieldProblem("rack", f"one rack per file; found {', '.join(sorted(racks))}")],
+        )
+    if racks:
+        data["rack"] = racks.pop()
+    return ParsedFile(data, lines)
+
+
+def _csv_node_key(col: str, base: Path_) -> tuple[tuple[str, ...], Path_]:
+    if col.startswith("bmc_"):
+        key = ("bmc", col[4:])
+        return key, (*base, "bmc", col[4:])
+    return (col,), (*base, col)
+
+
+def detect_format(filename: str | None, content_type: str | None) -> Literal["yaml", "json", "csv"]:
+    ct = (content_type or "").split(";")[0].strip().lower()
+    if ct in ("application/json",):
+        return "json"
+    if ct in ("text/csv", "application/csv"):
+        return "csv"
+    if ct in ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"):
+        return "yaml"
+    name = (filename or "").lower()
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".csv"):
+        return "csv"
+    return "yaml"
+
+
+def parse(text: str, fmt: Literal["yaml", "json", "csv"]) -> ParsedFile:
+    return {"yaml": parse_yaml, "json": parse_json, "csv": parse_csv}[fmt](text)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def line_for(lines: Mapping[Path_, int], path: Path_) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _row_name(data: Any, path: Path_) -> str | None:
+    if len(path) >= 2 and path[0] == "nodes" and isinstance(path[1], int):
+        try:
+            name = data["nodes"][path[1]]["name"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return name if isinstance(name, str) else None
+    return None
+
+
+def where_of(path: Iterable[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(file)"
+
+
+def _clean_msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def _pydantic_problems(
+    exc: PydanticValidationError, prefix: Path_, data: Any, lines: Mapping[Path_, int]
+) -> list[FieldProblem]:
+    out = []
+    for err in exc.errors():
+        path: Path_ = (*prefix, *err["loc"])
+        value = err.get("input")
+        shown = None if isinstance(value, (dict, list)) else value
+        if "password" in map(str, path):
+            shown = None  # never echo a secret back, even a malformed one
+        out.append(
+            FieldProblem(
+                where_of(path),
+                _clean_msg(err["msg"]),
+                line=line_for(lines, path),
+                value=shown,
+                row=_row_name(data, path),
+            )
+        )
+    return out
+
+
+def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
+    """Field checks on every node, then checks across nodes; raises with every problem found."""
+    data = parsed.data
+    if isinstance(data, dict) and rack_name is not None and "rack" not in data:
+        data = {"rack": rack_name, **data}
+    if not isinstance(data, dict):
+        raise ValidationError(
+            "rack file must be a mapping with 'rack' and 'nodes'",
+            [FieldProblem("(file)", f"top level is a {type(data).__name__}", line=1)],
+        )
+    problems: list[FieldProblem] = []
+    header: RackHeader | None = None
+    try:
+        header = RackHeader.model_validate({k: v for k, v in data.items() if k != "nodes"})
+    except PydanticValidationError as exc:
+        problems += _pydantic_problems(exc, (), data, parsed.lines)
+    raw_nodes = data.get("nodes")
+    nodes: list[tuple[int, NodeSpec]] = []
+    if not isinstance(raw_nodes, list):
+        problems.append(
+            FieldProblem(
+                "nodes",
+                "must be a list of nodes" if raw_nodes is not None else "missing",
+                line=line_for(parsed.lines, ("nodes",)),
+            )
+        )
+    else:
+        for i, raw in enumerate(raw_nodes):
+            try:
+                nodes.append((i, NodeSpec.model_validate(raw)))
+            except PydanticValidationError as exc:
+                problems += _pydantic_problems(exc, ("nodes", i), data, parsed.lines)
+    if header is not None and rack_name is not None and header.rack != rack_name:
+        problems.append(
+            FieldProblem(
+                "rack",
+                f"file describes rack {header.rack!r} but was sent to rack {rack_name!r}",
+                line=line_for(parsed.lines, ("rack",)),
+                value=header.rack,
+            )
+        )
+    if header is not None:
+        problems.extend(cross_check(header, nodes, parsed.lines))
+    if problems or header is None:
+        problems.sort(key=lambda p: (p.line or 0, p.where))
+        raise ValidationError(f"rack file has {len(problems)} error(s)", problems)
+    return RackFile(**header.model_dump(), nodes=[n for _, n in nodes])
+
+
+def cross_check(
+    rack: RackHeader, nodes: list[tuple[int, NodeSpec]], lines: Mapping[Path_, int]
+) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    names: dict[str, int] = {}
+    units: dict[int, str] = {}
+    macs: dict[str, str] = {}
+    guids: dict[str, str] = {}
+    bmcs: dict[tuple[str, int | None], str] = {}
+    for i, node in nodes:
+        at: Path_ = ("nodes", i)
+
+        def add(path: Path_, msg: str, value: Any = None, node: NodeSpec = node) -> None:
+            problems.append(
+                FieldProblem(
+                    where_of(path), msg, line=line_for(lines, path), value=value, row=node.name
+                )
+            )
+
+        if node.name in names:
+            add((*at, "name"), f"node name also used by nodes[{names[node.name]}]", node.name)
+        names.setdefault(node.name, i)
+        top = node.unit + node.height - 1
+        if top > rack.height:
+            add(
+                (*at, "unit"),
+                f"unit {node.unit}"
+                + (f" (height {node.height})" if node.height > 1 else "")
+                + f" does not exist in rack {rack.rack}, which has units 1-{rack.height}",
+                node.unit,
+            )
+        for u in range(node.unit, min(top, rack.height) + 1):
+            if u in units and units[u] != node.name:
+                add((*at, "unit"), f"unit {u} is already taken by node {units[u]}", node.unit)
+                break
+            units[u] = node.name
+        if node.bmc.driver in _NEEDS_CREDENTIALS:
+            for cred in ("username", "password"):
+                if getattr(node.bmc, cred) is None:
+                    add((*at, "bmc", cred), f"missing: a {node.bmc.driver} BMC needs credentials")
+        bmc_key = (node.bmc.address, node.bmc.port)
+        if bmc_key in bmcs:
+            add((*at, "bmc", "address"), f"same BMC as node {bmcs[bmc_key]}", node.bmc.address)
+        bmcs.setdefault(bmc_key, node.name)
+        for j, nic in enumerate(node.nics):
+            if nic.mac is not None:
+                if nic.mac in macs:
+                    add((*at, "nics", j, "mac"), f"MAC also on node {macs[nic.mac]}", nic.mac)
+                macs.setdefault(nic.mac, node.name)
+            if nic.guid is not None:
+                if nic.guid in guids:
+                    add((*at, "nics", j, "guid"), f"GUID also on node {guids[nic.guid]}", nic.guid)
+                guids.setdefault(nic.guid, node.name)
+    return problems

@@ -1,0 +1,364 @@
+"""Rack enrollment: a validated rack file becomes inventory in one transaction.
+
+Validate everything first (the file, then the file against the database), then write once.
+Enrolling the same file again changes nothing and says so; changed nodes are reported as updates
+with the fields that changed. Nodes of the rack that the file does not mention are kept and
+listed: removing inventory is never a side effect of a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from provisiond import events
+from provisiond.crypto import SecretBox
+from provisiond.db import Database
+from provisiond.errors import FieldProblem, ValidationError
+from provisiond.models import Event, Nic, Node, Rack, new_id, utcnow
+from provisiond.rackfile import NodeSpec, ParsedFile, RackFile, line_for, validate, where_of
+
+T = TypeVar("T")
+_CHUNK = 500  # bound parameters per IN (...) stay far below every backend's limit
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass
+class EnrollResult:
+    rack: str
+    created: list[str] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    not_in_file: list[str] = field(default_factory=list)
+    rack_created: bool = False
+    rack_updated: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.rack_created or self.rack_updated)
+
+    def summary(self) -> str:
+        if not self.changed:
+            return (
+                f"rack {self.rack}: nothing changed ({len(self.unchanged)} node(s) already "
+                "enrolled as described)"
+            )
+        verb = "would enroll" if self.dry_run else "enrolled"
+        return (
+            f"rack {self.rack}: {verb} {len(self.created)} new, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rack": self.rack,
+            "changed": self.changed,
+            "dry_run": self.dry_run,
+            "summary": self.summary(),
+            "rack_created": self.rack_created,
+            "rack_updated": self.rack_updated,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "not_in_file": self.not_in_file,
+        }
+
+
+def _nic_rows(spec: NodeSpec) -> list[tuple[Any, ...]]:
+    return [(n.kind, n.mac, n.guid, n.pxe, n.switch, n.port) for n in spec.nics]
+
+
+def _nic_rows_db(node: Node) -> list[tuple[Any, ...]]:
+    return [(n.kind, n.mac, n.guid, n.pxe, n.switch_name, n.switch_port) for n in node.nics]
+
+
+def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]:
+    changes = []
+    pairs: Iterable[tuple[str, Any, Any]] = (
+        ("rack", node.rack_id, rack_id),
+        ("unit", node.unit, spec.unit),
+        ("height", node.unit_height, spec.height),
+        ("boot_mode", node.boot_mode, spec.boot_mode),
+        ("arch", node.arch, spec.arch),
+        ("bmc.driver", node.bmc_driver, spec.bmc.driver),
+        ("bmc.address", node.bmc_address, spec.bmc.address),
+        ("bmc.port", node.bmc_port, spec.bmc.port),
+        ("bmc.username", node.bmc_username, spec.bmc.username),
+    )
+    for name, have, want in pairs:
+        if have != want:
+            changes.append(name)
+    have_pw = box.decrypt(node.bmc_password_enc) if node.bmc_password_enc else None
+    if have_pw != spec.bmc.password:
+        changes.append("bmc.password")
+    if sorted(_nic_rows_db(node), key=repr) != sorted(_nic_rows(spec), key=repr):
+        changes.append("nics")
+    return changes
+
+
+async def _conflicts(
+    s: AsyncSession, rack: RackFile, parsed: ParsedFile, rack_name: str
+) -> list[FieldProblem]:
+    """Checks against the inventory: a name, MAC, GUID or BMC owned by a node outside this file,
+    or a unit taken by a node of this rack that the file does not mention."""
+    problems: list[FieldProblem] = []
+    names = [n.name for n in rack.nodes]
+    in_file = set(names)
+    where: dict[str, tuple[int, int]] = {}  # mac/guid -> (node index, nic index)
+    for i, n in enumerate(rack.nodes):
+        for j, nic in enumerate(n.nics):
+            where[nic.mac or nic.guid or ""] = (i, j)
+
+    def add(path: tuple[str | int, ...], msg: str, value: Any, row: str) -> None:
+        problems.append(
+            FieldProblem(
+                where_of(path), msg, line=line_for(parsed.lines, path), value=value, row=row
+            )
+        )
+
+    for chunk in _chunks(names):
+        rows = await s.execute(
+            select(Node.name, Rack.name).outerjoin(Rack).where(Node.name.in_(chunk))
+        )
+        for node_name, other_rack in rows:
+            if other_rack != rack_name:
+                i = names.index(node_name)
+                add(
+                    ("nodes", i, "name"),
+                    f"node {node_name} is already enrolled in rack {other_rack or '(none)'}",
+                    node_name,
+                    node_name,
+                )
+    macs = [n.mac for spec in rack.nodes for n in spec.nics if n.mac]
+    guids = [n.guid for spec in rack.nodes for n in spec.nics if n.guid]
+    for column, values, label in ((Nic.mac, macs, "mac"), (Nic.guid, guids, "guid")):
+        for chunk in _chunks(values):
+            rows = await s.execute(select(column, Node.name).join(Node).where(column.in_(chunk)))
+            for value, owner in rows:
+                if owner not in in_file:
+                    i, j = where[value]
+                    add(
+                        ("nodes", i, "nics", j, label),
+                        f"{label.upper()} already belongs to node {owner}",
+                        value,
+                        rack.nodes[i].name,
+                    )
+    addresses = sorted({n.bmc.address for n in rack.nodes})
+    want_bmc = {(n.bmc.address, n.bmc.port): i for i, n in enumerate(rack.nodes)}
+    for chunk in _chunks(addresses):
+        bmc_rows = await s.execute(
+            select(Node.bmc_address, Node.bmc_port, Node.name).where(Node.bmc_address.in_(chunk))
+        )
+        for address, port, owner in bmc_rows:
+            i_bmc = want_bmc.get((address, port))
+            if i_bmc is not None and owner not in in_file:
+                add(
+                    ("nodes", i_bmc, "bmc", "address"),
+                    f"BMC {address}:{port or 'default'} already belongs to node {owner}",
+                    address,
+                    rack.nodes[i_bmc].name,
+                )
+    # Units held by nodes of this rack that the file does not mention.
+    units: dict[int, str] = {}
+    for i, spec in enumerate(rack.nodes):
+        for u in range(spec.unit, spec.unit + spec.height):
+            units[u] = f"{i}"
+    unit_rows = await s.execute(
+        select(Node.name, Node.unit, Node.unit_height)
+        .join(Rack)
+        .where(Rack.name == rack_name, Node.unit.is_not(None))
+    )
+    for owner, unit, height in unit_rows:
+        if owner in in_file or unit is None:
+            continue
+        for u in range(unit, unit + height):
+            if u in units:
+                i = int(units[u])
+                add(
+                    ("nodes", i, "unit"),
+                    f"unit {u} is taken by node {owner}, which this file does not mention",
+                    rack.nodes[i].unit,
+                    rack.nodes[i].name,
+                )
+                break
+    return problems
+
+
+async def enroll(
+    db: Database,
+    box: SecretBox,
+    parsed: ParsedFile,
+    *,
+    rack_name: str | None = None,
+    actor: str | None = None,
+    dry_run: bool = False,
+    known_drivers: frozenset[str] | None = None,
+) -> EnrollResult:
+    rack = validate(parsed, rack_name=rack_name)
+    if known_drivers is not None:
+        bad = [
+            FieldProblem(
+                f"nodes[{i}].bmc.driver",
+                f"unknown BMC driver; known: {', '.join(sorted(known_drivers))}",
+                line=parsed.lines.get(("nodes", i, "bmc", "driver")),
+                value=n.bmc.driver,
+                row=n.name,
+            )
+            for i, n in enumerate(rack.nodes)
+            if n.bmc.driver not in known_drivers
+        ]
+        if bad:
+            raise ValidationError(f"rack file has {len(bad)} error(s)", bad)
+    result = EnrollResult(rack=rack.rack, dry_run=dry_run)
+    async with db.write() as s:
+        problems = await _conflicts(s, rack, parsed, rack.rack)
+        if problems:
+            problems.sort(key=lambda p: (p.line or 0, p.where))
+            raise ValidationError(
+                f"rack file conflicts with the inventory ({len(problems)} error(s))", problems
+            )
+        db_rack = (await s.scalars(select(Rack).where(Rack.name == rack.rack))).first()
+        if db_rack is None:
+            db_rack = Rack(name=rack.rack, height=rack.height, location=rack.location)
+            s.add(db_rack)
+            await s.flush()
+            result.rack_created = True
+        else:
+            for attr in ("height", "location"):
+                if getattr(db_rack, attr) != getattr(rack, attr):
+                    setattr(db_rack, attr, getattr(rack, attr))
+                    result.rack_updated.append(attr)
+        existing: dict[str, Node] = {}
+        for chunk in _chunks([n.name for n in rack.nodes]):
+            found = await s.scalars(
+                select(Node).where(Node.name.in_(chunk)).options(selectinload(Node.nics))
+            )
+            existing.update({n.name: n for n in found})
+        others = await s.scalars(
+            select(Node.name).where(Node.rack_id == db_rack.id).order_by(Node.name)
+        )
+        result.not_in_file = [n for n in others if n not in existing]
+        now = utcnow()
+        new_nodes: list[dict[str, Any]] = []
+        new_nics: list[dict[str, Any]] = []
+        new_events: list[dict[str, Any]] = []
+        moved: list[Node] = []
+        for spec in rack.nodes:
+            node = existing.get(spec.name)
+            if node is None:
+                node_id = new_id()
+                new_nodes.append(_node_row(spec, node_id, db_rack.id, box, now))
+                new_nics.extend(_nic_row(node_id, nic) for nic in spec.nics)
+                new_events.append(
+                    _event_row(
+                        node_id, f"enrolled in rack {rack.rack} unit {spec.unit}", actor, now
+                    )
+                )
+                result.created.append(spec.name)
+                continue
+            changes = _diff(node, spec, db_rack.id, box)
+            if not changes:
+                result.unchanged.append(spec.name)
+                continue
+            result.updated.append({"name": spec.name, "changes": changes})
+            # Clear units first so two nodes swapping units never collide mid-flush.
+            node.unit = None
+            moved.append(node)
+            _apply(node, spec, db_rack.id, box, changes)
+            if "nics" in changes:
+                await s.execute(delete(Nic).where(Nic.node_id == node.id))
+                new_nics.extend(_nic_row(node.id, nic) for nic in spec.nics)
+            new_events.append(
+                _event_row(node.id, f"enrollment updated: {', '.join(changes)}", actor, now)
+            )
+        if dry_run:
+            await s.rollback()
+            return result
+        await s.flush()
+        specs = {n.name: n for n in rack.nodes}
+        for node in moved:
+            node.unit = specs[node.name].unit
+        await s.flush()
+        if new_nodes:
+            await s.execute(insert(Node), new_nodes)
+        if new_nics:
+            await s.execute(insert(Nic), new_nics)
+        if new_events:
+            await s.execute(insert(Event), new_events)
+        if result.changed:
+            events.record(s, "enroll", result.summary(), actor=actor, data=result.as_dict())
+    return result
+
+
+def _node_row(
+    spec: NodeSpec, node_id: str, rack_id: int, box: SecretBox, now: Any
+) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "name": spec.name,
+        "rack_id": rack_id,
+        "unit": spec.unit,
+        "unit_height": spec.height,
+        "state": "enrolled",
+        "maintenance": False,
+        "protected": False,
+        "retired": False,
+        "power_state": "unknown",
+        "boot_mode": spec.boot_mode,
+        "arch": spec.arch,
+        "facts": {},
+        "bmc_driver": spec.bmc.driver,
+        "bmc_address": spec.bmc.address,
+        "bmc_port": spec.bmc.port,
+        "bmc_username": spec.bmc.username,
+        "bmc_password_enc": box.encrypt(spec.bmc.password) if spec.bmc.password else None,
+        "state_entered_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _nic_row(node_id: str, nic: Any) -> dict[str, Any]:
+    return {
+        "node_id": node_id,
+        "kind": nic.kind,
+        "mac": nic.mac,
+        "guid": nic.guid,
+        "pxe": nic.pxe,
+        "switch_name": nic.switch,
+        "switch_port": nic.port,
+    }
+
+
+def _event_row(node_id: str, message: str, actor: str | None, now: Any) -> dict[str, Any]:
+    return {
+        "ts": now,
+        "node_id": node_id,
+        "kind": "enroll",
+        "message": message,
+        "data": {},
+        "actor": actor,
+    }
+
+
+def _apply(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox, changes: list[str]) -> None:
+    node.rack_id = rack_id
+    node.unit_height = spec.height
+    node.boot_mode = spec.boot_mode
+    node.arch = spec.arch
+    node.bmc_driver = spec.bmc.driver
+    node.bmc_address = spec.bmc.address
+    node.bmc_port = spec.bmc.port
+    node.bmc_username = spec.bmc.username
+    if "bmc.password" in changes:
+        node.bmc_password_enc = box.encrypt(spec.bmc.password) if spec.bmc.password else None
