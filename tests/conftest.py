@@ -104,10 +104,22 @@ class Api:
         headers = {**self.h(role), **kw.pop("headers", {})}
         return await self.client.request(method, path, headers=headers, **kw)
 
-    async def enroll(self, text: str, rack: str = "r01", ctype: str = "application/yaml",
-                     role: str = "admin", **query: str) -> Any:
-        return await self.req("POST", f"/v1/racks/{rack}/enroll", role=role, data=text.encode(),
-                              headers={"Content-Type": ctype}, params=query or None)
+    async def enroll(
+        self,
+        text: str,
+        rack: str = "r01",
+        ctype: str = "application/yaml",
+        role: str = "admin",
+        **query: str,
+    ) -> Any:
+        return await self.req(
+            "POST",
+            f"/v1/racks/{rack}/enroll",
+            role=role,
+            data=text.encode(),
+            headers={"Content-Type": ctype},
+            params=query or None,
+        )
 
 
 @pytest.fixture
@@ -134,8 +146,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def rack_yaml(rack: str = "r01", n: int = 4, driver: str = "fake", port0: int = 7000,
-              mac_block: int = 1) -> str:
+def rack_yaml(
+    rack: str = "r01", n: int = 4, driver: str = "fake", port0: int = 7000, mac_block: int = 1
+) -> str:
     lines = [f"rack: {rack}", "nodes:"]
     for i in range(1, n + 1):
         lines += [
@@ -144,7 +157,7 @@ def rack_yaml(rack: str = "r01", n: int = 4, driver: str = "fake", port0: int = 
             f"    bmc: {{driver: {driver}, address: 127.0.0.1, port: {port0 + i}, "
             "username: admin, password: secret}",
             "    nics:",
-            f"      - {{mac: \"52:54:00:{mac_block:02x}:00:{i:02x}\", kind: ethernet, pxe: true}}",
-            f"      - {{guid: \"0x0002c9030000{mac_block:02x}{i:02x}\", kind: infiniband}}",
+            f'      - {{mac: "52:54:00:{mac_block:02x}:00:{i:02x}", kind: ethernet, pxe: true}}',
+            f'      - {{guid: "0x0002c9030000{mac_block:02x}{i:02x}", kind: infiniband}}',
         ]
     return "\n".join(lines) + "\n"

@@ -138,7 +138,9 @@ async def test_auth_failure_is_not_retried(rack: Api) -> None:
 async def test_full_lifecycle_with_callback(rack: Api) -> None:
     api = rack
     for action, state in (("manage", "manageable"), ("provide", "available")):
-        assert (await wait_op(api, (await act(api, "r01n01", action))["id"]))["state"] == "succeeded"
+        assert (await wait_op(api, (await act(api, "r01n01", action))["id"]))[
+            "state"
+        ] == "succeeded"
         assert (await node(api, "r01n01"))["state"] == state
     dep = await act(api, "r01n01", "deploy")
     for _ in range(200):
@@ -147,7 +149,9 @@ async def test_full_lifecycle_with_callback(rack: Api) -> None:
         await asyncio.sleep(0.05)
     assert (await node(api, "r01n01"))["state"] == "deploy-wait"
     # boot device is set right before the power action (the IPMI boot flag expires in 60 s)
-    key_calls = [c.split(" ", 1)[1].strip() for c in fakebmc.calls() if c.startswith("127.0.0.1:7001")]
+    key_calls = [
+        c.split(" ", 1)[1].strip() for c in fakebmc.calls() if c.startswith("127.0.0.1:7001")
+    ]
     i = key_calls.index("set_boot_device pxe")
     assert key_calls[i + 1].startswith("set_power on")
     # parked: no lease held while waiting
@@ -208,7 +212,9 @@ async def test_maintenance_is_set_while_busy_and_blocks_into_service(rack: Api) 
     p = await act(rack, "r01n01", "provide", expect=409)
     assert "maintenance" in p["detail"]
     await act(rack, "r01n01", "maintenance-off")
-    assert (await wait_op(rack, (await act(rack, "r01n01", "provide"))["id"]))["state"] == "succeeded"
+    assert (await wait_op(rack, (await act(rack, "r01n01", "provide"))["id"]))[
+        "state"
+    ] == "succeeded"
 
 
 async def test_protected_node_refuses_undeploy(rack: Api) -> None:
@@ -250,6 +256,8 @@ async def test_expired_lease_of_another_daemon_is_taken_over(rack: Api) -> None:
     assert (await node(api, "r01n02"))["state"] == "manageable"
     async with api.services.db.read() as s:
         moves = (
-            await s.scalars(select(Event.message).where(Event.node_id == n.id, Event.kind == "state"))
+            await s.scalars(
+                select(Event.message).where(Event.node_id == n.id, Event.kind == "state")
+            )
         ).all()
     assert moves == ["verifying -> manageable (done)"]

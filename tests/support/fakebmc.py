@@ -59,7 +59,11 @@ class FakeBmc(BmcDriver):
 
     def _load(self, target: BmcTarget) -> dict[str, Any]:
         p = self._state_path(target)
-        return json.loads(p.read_text()) if p.exists() else {"power": "off", "boot": None, "failures": 0}
+        return (
+            json.loads(p.read_text())
+            if p.exists()
+            else {"power": "off", "boot": None, "failures": 0}
+        )
 
     def _save(self, target: BmcTarget, state: dict[str, Any]) -> None:
         p = self._state_path(target)
