@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from provisiond.api.app import create_app
 from provisiond.api.keys import SERVICES, Services
 from provisiond.auth import create_token
 from provisiond.config import Settings, load_settings
+from tests.support.daemon import Daemon, free_port  # noqa: F401 - re-exported
 
 PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -140,12 +140,6 @@ async def api(tmp_path: Path, db_url: str, fakebmc_dir: Path) -> AsyncIterator[A
         yield Api(client, services, tokens)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def rack_yaml(
     rack: str = "r01", n: int = 4, driver: str = "fake", port0: int = 7000, mac_block: int = 1
 ) -> str:
@@ -161,3 +155,18 @@ def rack_yaml(
             f'      - {{guid: "0x0002c9030000{mac_block:02x}{i:02x}", kind: infiniband}}',
         ]
     return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path, fakebmc_dir: Path) -> Iterator[Callable[..., Daemon]]:
+    """Real `provisiond serve` subprocesses, stopped (by pid) at the end of the test."""
+    made: list[Daemon] = []
+
+    def make(db_url: str, **kw: Any) -> Daemon:
+        d = Daemon(tmp_path, db_url, **kw)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
