@@ -152,7 +152,11 @@ def encode_cursor(name: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        name = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        if not name:
+            raise ValueError("empty cursor")
+        return name
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationError(
             "bad cursor",
