@@ -157,7 +157,6 @@ class Engine:
                     # operation runs (maintenance is what an operator sets when one hangs).
                     self._apply_flag(node, act, params)
                     op.state = "succeeded"
-                    op.node_id = None if busy is not None else node.id
                     op.result = {"node": node.name, "maintenance": node.maintenance}
                     op.started_at = op.finished_at = now
                 else:

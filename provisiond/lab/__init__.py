@@ -1,0 +1,1 @@
+"""The lab: a simulated rack for the demo, the tests and operators without hardware."""

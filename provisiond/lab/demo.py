@@ -1,0 +1,166 @@
+"""`make demo`: the story of the core, told against a real daemon on SQLite.
+
+Starts `provisiond serve` as a child process on a fresh data directory, then drives it only
+through the CLI, as an operator would. Stops the daemon (by its pid) on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+BROKEN_RACK = """\
+rack: r01
+nodes:
+  - name: r01n09
+    unit: 43
+    bmc: {driver: ipmi, address: 127.0.0.1, port: 6238, username: admin}
+    nics:
+      - {mac: "52:54:00:00:01:0g", kind: ethernet, pxe: true}
+  - name: r01n10
+    unit: "ten"
+    bmc: {driver: ipmi, address: 127.0.0.1, port: 6239, username: admin, password: secret}
+    nics:
+      - {mac: "52:54:00:00:01:01", kind: ethernet}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+
+
+def _run(env: dict[str, str], *args: str, show: bool = True, check: bool = True) -> str:
+    if show:
+        print(f"$ provisiond {' '.join(args)}", flush=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "provisiond.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = res.stdout + res.stderr
+    if show and out:
+        print(out.rstrip(), flush=True)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"provisiond {' '.join(args)} exited {res.returncode}")
+    return res.stdout
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log.read_text()}")
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url + "/healthz", timeout=1) as r,
+        ):
+            if r.status == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("daemon did not answer /healthz within 60 s")
+
+
+def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
+    data_dir = data_dir.resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")} | {
+        "PROVISIOND_DATA_DIR": str(data_dir),
+        "PROVISIOND_URL": url,
+    }
+    log = data_dir / "daemon.log"
+    _say(f"Starting provisiond on {url} (SQLite in {data_dir})")
+    with open(log, "wb") as logf:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provisiond.cli", "serve", "--listen", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_healthy(url, proc, log)
+        print(f"daemon pid {proc.pid} is serving; log: {log}")
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as r:
+            print("readyz:", json.loads(r.read())["checks"])
+
+        _say("An admin token (stored hashed; printed once)")
+        token = _run(env, "token", "create", "--role", "admin", "--name", "demo-admin").strip()
+        print(f"$ provisiond token create --role admin --name demo-admin\n{token[:10]}...")
+        env["PROVISIOND_TOKEN"] = token
+
+        rack_file = EXAMPLES / "rack-r01.yaml"
+        _say(f"Enroll rack r01 from {rack_file.relative_to(EXAMPLES.parent)}")
+        _run(env, "rack", "enroll", str(rack_file))
+
+        _say("Enroll the same file again: nothing changes, and provisiond says so")
+        _run(env, "rack", "enroll", str(rack_file))
+
+        _say("A rack file with mistakes: every error with its line, nothing written")
+        broken = data_dir / "broken-rack.yaml"
+        broken.write_text(BROKEN_RACK)
+        print(BROKEN_RACK.rstrip())
+        _run(env, "rack", "enroll", str(broken), check=False)
+
+        _say("A second rack, from CSV (one row per NIC)")
+        _run(env, "rack", "enroll", str(EXAMPLES / "rack-r02.csv"))
+
+        _say("The inventory")
+        _run(env, "rack", "list")
+        _run(env, "node", "list")
+
+        _say("One node in detail (BMC passwords are write-only)")
+        _run(env, "node", "show", "r01n01")
+
+        _say("Maintenance with a reason; filtered listing")
+        _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
+        _run(env, "node", "list", "--maintenance", "true")
+
+        _say("An action the lifecycle does not allow answers 409 with the allowed actions")
+        _run(env, "node", "deploy", "r01n02", check=False)
+
+        _say("Done")
+        print(f"API: {url}   (OpenAPI: {url}/v1/openapi.json)")
+        print(
+            f"Try:  PROVISIOND_URL={url} PROVISIOND_TOKEN={token} "
+            f"{sys.executable} -m provisiond.cli node list"
+        )
+        if oneshot:
+            return 0
+        print("The daemon keeps running; Ctrl-C stops it.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            while proc.poll() is None:
+                time.sleep(0.5)
+        return 0
+    except RuntimeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
