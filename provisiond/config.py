@@ -113,6 +113,13 @@ class Settings(_Section):
         parse_listen(v)
         return v
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        if v:
+            normalise_db_url(v)  # fail at load time, naming the key, not when first connecting
+        return v
+
     @property
     def host(self) -> str:
         return parse_listen(self.listen)[0]
@@ -219,6 +226,33 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _has(tree: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
+    node: Any = tree
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _source_of(
+    loc: tuple[str, ...],
+    flags: Mapping[str, Any],
+    env_sources: Mapping[tuple[str, ...], str],
+    path: Path | None,
+) -> str:
+    """Where the value at ``loc`` came from, in precedence order (flags > env > file)."""
+    if _has(flags, loc):
+        return "flags"
+    if loc in env_sources:
+        return env_sources[loc]
+    # A nested variable (PROVISIOND_ENGINE__DEADLINES__X) can fail as its parent key.
+    names = [n for p, n in env_sources.items() if p[: len(loc)] == loc]
+    if names:
+        return ", ".join(sorted(names))
+    return str(path) if path is not None else "defaults"
+
+
 def load_settings(
     config: str | None = None,
     *,
@@ -237,7 +271,8 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}", key=str(path)) from exc
     env_tree, env_sources = _env_overrides(env)
-    merged = _merge(_merge(raw, env_tree), {k: v for k, v in (overrides or {}).items() if v})
+    flags = {k: v for k, v in (overrides or {}).items() if v}
+    merged = _merge(_merge(raw, env_tree), flags)
     try:
         return Settings.model_validate(merged)
     except PydanticValidationError as exc:
@@ -245,7 +280,7 @@ def load_settings(
         for err in exc.errors():
             loc = tuple(str(p) for p in err["loc"])
             key = ".".join(loc)
-            source = env_sources.get(loc) or (str(path) if path else "defaults/flags")
+            source = _source_of(loc, flags, env_sources, path)
             value = err.get("input")
             shown = "" if isinstance(value, dict) else f" = {value!r}"
             problems.append(f"{key}{shown}: {err['msg']} (from {source})")

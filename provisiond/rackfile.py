@@ -166,7 +166,7 @@ def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
                     "rack file has a duplicate key",
                     [
                         FieldProblem(
-                            ".".join(map(str, (*path, key))) or key,
+                            where_of((*path, key)),
                             "key appears twice in one mapping",
                             line=key_node.start_mark.line + 1,
                         )
@@ -197,6 +197,12 @@ def parse_yaml(text: str) -> ParsedFile:
         raise ValidationError(
             "rack file is not valid YAML",
             [FieldProblem("(file)", str(exc.problem or exc), line=line)],
+        ) from exc
+    except yaml.reader.ReaderError as exc:  # a control character: not marked, but has a position
+        line = text.count("\n", 0, exc.position) + 1
+        raise ValidationError(
+            "rack file is not valid YAML",
+            [FieldProblem("(file)", f"unacceptable character #x{exc.character:04x}", line=line)],
         ) from exc
     return ParsedFile(data, lines)
 
@@ -304,9 +310,7 @@ def parse_csv(text: str) -> ParsedFile:
                     value: Any = int(raw) if col in ("unit", "height", "bmc_port") else raw
                 except ValueError:
                     problems.append(
-                        FieldProblem(
-                            ".".join(map(str, path)), "must be a whole number", line=line, row=name
-                        )
+                        FieldProblem(where_of(path), "must be a whole number", line=line, row=name)
                     )
                     continue
                 if key[0] == "bmc":
@@ -321,13 +325,15 @@ def parse_csv(text: str) -> ParsedFile:
                 key, _ = _csv_node_key(col, ("nodes", idx))
                 have = first["bmc"].get(key[1]) if key[0] == "bmc" else first.get(key[0])
                 if raw and str(have) != raw:
+                    secret = col == "bmc_password"  # never echo a password, either one
                     problems.append(
                         FieldProblem(
                             col,
-                            f"differs from the node's first row ({have!r})",
+                            "differs from the node's first row"
+                            + ("" if secret else f" ({have!r})"),
                             line=line,
                             row=name,
-                            value=raw,
+                            value=None if secret else raw,
                         )
                     )
         if any(cells.get(c) for c in CSV_NIC_COLUMNS):
@@ -430,8 +436,8 @@ def _pydantic_problems(
         path: Path_ = (*prefix, *err["loc"])
         value = err.get("input")
         shown = None if isinstance(value, (dict, list)) else value
-        if "password" in map(str, path):
-            shown = None  # never echo a secret back, even a malformed one
+        if any("pass" in str(p).lower() for p in path):
+            shown = None  # never echo a secret back, even a malformed or misspelt one
         out.append(
             FieldProblem(
                 where_of(path),
