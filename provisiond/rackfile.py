@@ -7,6 +7,7 @@ file at 3 AM without guessing.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import ipaddress
@@ -155,6 +156,55 @@ class ParsedFile:
 # ----------------------------------------------------------------------------- parsing
 
 
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class RackLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars and no aliases.
+
+    YAML 1.1 reads an unquoted MAC such as 52:54:00:00:00:01 as a base-60 integer, 0x0002c9...
+    GUIDs as hex integers, 0123 as octal and yes/no/on/off as booleans: in a rack file every one
+    of those silently corrupts a value. Anchors and aliases are refused: a rack file has no use
+    for them, and they allow self-referencing and exponentially expanding documents.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "anchors and aliases (*name) are not allowed in rack files",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
+RackLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RackLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+RackLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+RackLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    assert isinstance(node, yaml.ScalarNode)
+    return int(loader.construct_scalar(node))
+
+
+RackLoader.add_constructor(_INT, _construct_int)
+
+
 def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -181,7 +231,7 @@ def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
 
 def parse_yaml(text: str) -> ParsedFile:
     try:
-        loader = yaml.SafeLoader(text)
+        loader = RackLoader(text)
         try:
             root = loader.get_single_node()
             if root is None:
@@ -228,7 +278,7 @@ def parse_json(text: str) -> ParsedFile:
         ) from exc
     lines: dict[Path_, int] = {}
     try:  # JSON is YAML: borrow the YAML composer for line numbers
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=RackLoader)
         if root is not None:
             _yaml_lines(root, (), lines)
     except (yaml.YAMLError, ValidationError):
@@ -468,6 +518,7 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
         problems += _pydantic_problems(exc, (), data, parsed.lines)
     raw_nodes = data.get("nodes")
     nodes: list[tuple[int, NodeSpec]] = []
+    views: list[tuple[int, _View]] = []
     if not isinstance(raw_nodes, list):
         problems.append(
             FieldProblem(
@@ -479,9 +530,16 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
     else:
         for i, raw in enumerate(raw_nodes):
             try:
-                nodes.append((i, NodeSpec.model_validate(raw)))
+                spec = NodeSpec.model_validate(raw)
             except PydanticValidationError as exc:
                 problems += _pydantic_problems(exc, ("nodes", i), data, parsed.lines)
+                # keep checking what is valid of this node, so one error does not hide others
+                partial = _View.from_raw(raw)
+                if partial is not None:
+                    views.append((i, partial))
+            else:
+                nodes.append((i, spec))
+                views.append((i, _View.from_spec(spec)))
     if header is not None and rack_name is not None and header.rack != rack_name:
         problems.append(
             FieldProblem(
@@ -491,16 +549,67 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
                 value=header.rack,
             )
         )
-    if header is not None:
-        problems.extend(cross_check(header, nodes, parsed.lines))
+    header_ok = isinstance(data.get("rack"), str)
+    height = data.get("height", 42)
+    problems.extend(
+        cross_check(
+            data["rack"] if header_ok else "?",
+            height if type(height) is int and height >= 1 else None,
+            views,
+            parsed.lines,
+        )
+    )
     if problems or header is None:
         problems.sort(key=lambda p: (p.line or 0, p.where))
         raise ValidationError(f"rack file has {len(problems)} error(s)", problems)
     return RackFile(**header.model_dump(), nodes=[n for _, n in nodes])
 
 
+@dataclass(frozen=True)
+class _View:
+    """What cross-node checks need of a node; built from the valid parts of an invalid one."""
+
+    name: str
+    unit: int | None
+    height: int
+    bmc: BmcSpec | None
+    nics: tuple[tuple[int, NicSpec], ...]
+
+    @classmethod
+    def from_spec(cls, n: NodeSpec) -> _View:
+        return cls(n.name, n.unit, n.height, n.bmc, tuple(enumerate(n.nics)))
+
+    @classmethod
+    def from_raw(cls, raw: Any) -> _View | None:
+        if not isinstance(raw, dict):
+            return None
+        name = raw.get("name")
+        if not isinstance(name, str) or not re.match(NAME_RE, name):
+            return None
+        unit = raw.get("unit")
+        height = raw.get("height", 1)
+        bmc = None
+        with contextlib.suppress(PydanticValidationError):
+            bmc = BmcSpec.model_validate(raw.get("bmc"))
+        nics: list[tuple[int, NicSpec]] = []
+        raw_nics = raw.get("nics")
+        for j, raw_nic in enumerate(raw_nics if isinstance(raw_nics, list) else []):
+            with contextlib.suppress(PydanticValidationError):
+                nics.append((j, NicSpec.model_validate(raw_nic)))
+        return cls(
+            name,
+            unit if type(unit) is int and unit >= 1 else None,
+            height if type(height) is int and 1 <= height <= 16 else 1,
+            bmc,
+            tuple(nics),
+        )
+
+
 def cross_check(
-    rack: RackHeader, nodes: list[tuple[int, NodeSpec]], lines: Mapping[Path_, int]
+    rack: str,
+    rack_height: int | None,
+    nodes: list[tuple[int, _View]],
+    lines: Mapping[Path_, int],
 ) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     names: dict[str, int] = {}
@@ -511,7 +620,7 @@ def cross_check(
     for i, node in nodes:
         at: Path_ = ("nodes", i)
 
-        def add(path: Path_, msg: str, value: Any = None, node: NodeSpec = node) -> None:
+        def add(path: Path_, msg: str, value: Any = None, node: _View = node) -> None:
             problems.append(
                 FieldProblem(
                     where_of(path), msg, line=line_for(lines, path), value=value, row=node.name
@@ -521,29 +630,35 @@ def cross_check(
         if node.name in names:
             add((*at, "name"), f"node name also used by nodes[{names[node.name]}]", node.name)
         names.setdefault(node.name, i)
-        top = node.unit + node.height - 1
-        if top > rack.height:
-            add(
-                (*at, "unit"),
-                f"unit {node.unit}"
-                + (f" (height {node.height})" if node.height > 1 else "")
-                + f" does not exist in rack {rack.rack}, which has units 1-{rack.height}",
-                node.unit,
-            )
-        for u in range(node.unit, min(top, rack.height) + 1):
-            if u in units and units[u] != node.name:
-                add((*at, "unit"), f"unit {u} is already taken by node {units[u]}", node.unit)
-                break
-            units[u] = node.name
-        if node.bmc.driver in _NEEDS_CREDENTIALS:
-            for cred in ("username", "password"):
-                if getattr(node.bmc, cred) is None:
-                    add((*at, "bmc", cred), f"missing: a {node.bmc.driver} BMC needs credentials")
-        bmc_key = (node.bmc.address, node.bmc.port)
-        if bmc_key in bmcs:
-            add((*at, "bmc", "address"), f"same BMC as node {bmcs[bmc_key]}", node.bmc.address)
-        bmcs.setdefault(bmc_key, node.name)
-        for j, nic in enumerate(node.nics):
+        if node.unit is not None:
+            top = node.unit + node.height - 1
+            limit = rack_height if rack_height is not None else top
+            if top > limit:
+                add(
+                    (*at, "unit"),
+                    f"unit {node.unit}"
+                    + (f" (height {node.height})" if node.height > 1 else "")
+                    + f" does not exist in rack {rack}, which has units 1-{limit}",
+                    node.unit,
+                )
+            for u in range(node.unit, min(top, limit) + 1):
+                if u in units and units[u] != node.name:
+                    add((*at, "unit"), f"unit {u} is already taken by node {units[u]}", node.unit)
+                    break
+                units[u] = node.name
+        if node.bmc is not None:
+            if node.bmc.driver in _NEEDS_CREDENTIALS:
+                for cred in ("username", "password"):
+                    if getattr(node.bmc, cred) is None:
+                        add(
+                            (*at, "bmc", cred),
+                            f"missing: {node.bmc.driver} BMCs need credentials",
+                        )
+            bmc_key = (node.bmc.address, node.bmc.port)
+            if bmc_key in bmcs:
+                add((*at, "bmc", "address"), f"same BMC as node {bmcs[bmc_key]}", node.bmc.address)
+            bmcs.setdefault(bmc_key, node.name)
+        for j, nic in node.nics:
             if nic.mac is not None:
                 if nic.mac in macs:
                     add((*at, "nics", j, "mac"), f"MAC also on node {macs[nic.mac]}", nic.mac)

@@ -265,7 +265,7 @@ BAD_CASES = {
         422,
         "nodes[1].bmc.password",
         11,
-        "needs credentials",
+        "need credentials",
     ),
     "wrong YAML type": (
         GOOD.replace("unit: 2\n", "unit: [2]\n"),

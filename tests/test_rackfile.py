@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from provisiond import rackfile
 from provisiond.errors import FieldProblem, ValidationError
 from provisiond.rackfile import (
     CSV_COLUMNS,
@@ -214,13 +215,32 @@ def test_multicast_and_zero_macs_rejected(raw: str, reason: str):
     assert reason in p.message
 
 
-def test_unquoted_mac_that_yaml_reads_as_a_number():
-    # YAML 1.1 reads 52:54:00:00:00:01 as a base-60 integer; the problem must still point at it.
-    p = one(edit(BASE, '"52:54:00:00:00:01"', "52:54:00:00:00:01"))
-    assert p.where == "nodes[0].nics[0].mac"
-    assert p.line == 8
-    assert "valid string" in p.message
-    assert isinstance(p.value, int)
+def test_unquoted_mac_guid_and_words_keep_their_text():
+    # YAML 1.1 would read 52:54:00:00:00:01 as a base-60 integer, 0x... as hex, `no` as False;
+    # rack files use YAML 1.2 core scalars so an unquoted MAC or GUID is taken as written.
+    text = (
+        edit(BASE, '"52:54:00:00:00:01"', "52:54:00:00:00:01")
+        .replace('"0x0002c90300000002"', "0x0002c90300000002")
+        .replace("name: n01", "name: no")
+    )
+    rack = rackfile.validate(rackfile.parse(text, "yaml"))
+    assert rack.nodes[0].name == "no"
+    assert rack.nodes[0].nics[0].mac == "52:54:00:00:00:01"
+    assert rack.nodes[1].nics[1].guid == "0x0002c90300000002"
+
+
+def test_yaml_aliases_are_refused():
+    with pytest.raises(ValidationError) as info:
+        rackfile.parse("a: &x [1]\nb: *x\n", "yaml")
+    assert "aliases" in info.value.problems[0].message
+    assert info.value.problems[0].line == 2
+
+
+def test_one_error_does_not_hide_another_in_the_same_node():
+    text = edit(BASE, '"52:54:00:00:00:02"', '"52:54:00:00:00:zz"').replace("unit: 2", "unit: 99")
+    found = problems(text)
+    where = {p.where for p in found}
+    assert {"nodes[1].nics[0].mac", "nodes[1].unit"} <= where
 
 
 def test_duplicate_mac_across_nodes():
@@ -365,7 +385,7 @@ def test_missing_bmc_credentials(driver: str, cred: str):
     assert p.where == f"nodes[0].bmc.{cred}"
     assert p.line == 6
     assert p.row == "n01"
-    assert p.message == f"missing: a {driver} BMC needs credentials"
+    assert p.message == f"missing: {driver} BMCs need credentials"
     assert p.value is None
 
 
@@ -972,7 +992,7 @@ def test_csv_missing_credentials():
     text = edit(CSV_BASE, "443,root,calvin", "443,,calvin")
     p = one(text, "csv")
     assert (p.where, p.line) == ("nodes[0].bmc.username", 2)
-    assert p.message == "missing: a redfish BMC needs credentials"
+    assert p.message == "missing: redfish BMCs need credentials"
 
 
 def test_csv_unit_not_a_number():
