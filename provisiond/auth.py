@@ -3,18 +3,21 @@ stored (a slow hash buys nothing for random secrets and would cost every request
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from provisiond.db import Database
-from provisiond.errors import Conflict, FieldProblem, Unauthorized, ValidationError
-from provisiond.models import ApiToken, Tenant
+from provisiond.errors import Conflict, FieldProblem, NotFound, Unauthorized, ValidationError
+from provisiond.models import ApiToken, Tenant, utcnow
 
 TOKEN_PREFIX = "pvd_"
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 
 
 class Role(StrEnum):
@@ -104,6 +107,41 @@ async def authenticate(db: Database, header: str | None) -> Principal:
     if row is None or row[0].revoked:
         raise Unauthorized("unknown or revoked token")
     tok, tenant_name = row
+    now = utcnow()
+    if tok.last_used_at is None or now - tok.last_used_at > LAST_USED_RESOLUTION:
+        # coarse on purpose: one write a minute per token, not one per request
+        async with db.write() as s:
+            await s.execute(update(ApiToken).where(ApiToken.id == tok.id).values(last_used_at=now))
     return Principal(
         name=tok.name, role=Role(tok.role), tenant_id=tok.tenant_id, tenant=tenant_name
     )
+
+
+async def list_tokens(db: Database) -> list[dict[str, Any]]:
+    async with db.read() as s:
+        rows = await s.execute(
+            select(ApiToken, Tenant.name)
+            .outerjoin(Tenant, ApiToken.tenant_id == Tenant.id)
+            .order_by(ApiToken.name)
+        )
+        return [
+            {
+                "name": t.name,
+                "role": t.role,
+                "tenant": tenant,
+                "prefix": t.prefix,
+                "created_at": t.created_at.isoformat(timespec="seconds"),
+                "last_used_at": t.last_used_at.isoformat(timespec="seconds")
+                if t.last_used_at
+                else None,
+                "revoked": t.revoked,
+            }
+            for t, tenant in rows
+        ]
+
+
+async def revoke_token(db: Database, name: str) -> None:
+    async with db.write() as s:
+        res = await s.execute(update(ApiToken).where(ApiToken.name == name).values(revoked=True))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound(f"no token named {name!r}", name=name)

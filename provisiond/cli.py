@@ -158,6 +158,54 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _with_db(args: argparse.Namespace, fn: Callable[[Any], Any]) -> Any:
+    from provisiond.db import Database
+
+    settings = _settings(args)
+
+    async def run() -> Any:
+        db = Database(settings.db_url)
+        try:
+            await db.upgrade()
+            return await fn(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from provisiond.auth import list_tokens
+
+    rows = _with_db(args, list_tokens)
+    print(
+        _table(
+            [
+                (
+                    r["name"],
+                    r["role"],
+                    r["tenant"],
+                    r["prefix"] + "...",
+                    r["created_at"],
+                    r["last_used_at"] or "never",
+                    "yes" if r["revoked"] else "",
+                )
+                for r in rows
+            ],
+            ("NAME", "ROLE", "TENANT", "TOKEN", "CREATED", "LAST USED", "REVOKED"),
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from provisiond.auth import revoke_token
+
+    _with_db(args, lambda db: revoke_token(db, args.name))
+    print(f"token {args.name} revoked")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------ commands: API clients
 
 
@@ -299,8 +347,31 @@ def cmd_node_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_node_set(args: argparse.Namespace) -> int:
+    body = {
+        k: v
+        for k, v in (
+            ("protected", args.protected),
+            ("retired", args.retired),
+            ("boot_mode", args.boot_mode),
+        )
+        if v is not None
+    }
+    if not body:
+        print("error: nothing to set (--protected, --retired, --boot-mode)", file=sys.stderr)
+        return EXIT_USAGE
+    _, node = _client(args).request("PATCH", f"/v1/nodes/{args.node}", json_body=body)
+    if args.json:
+        _print_json(node)
+    else:
+        print(f"{node['name']}: " + ", ".join(f"{k}={node[k]}" for k in body))
+    return EXIT_OK
+
+
 def cmd_node_events(args: argparse.Namespace) -> int:
-    items = _client(args).get(f"/v1/nodes/{args.node}/events")["items"]
+    items = _client(args).get(f"/v1/nodes/{args.node}/events", limit=args.limit, newest=True)[
+        "items"
+    ]
     if args.json:
         _print_json(items)
     else:
@@ -326,14 +397,19 @@ def cmd_node_action(args: argparse.Namespace) -> int:
             print(f"{node}: {exc.describe()}", file=sys.stderr)
             continue
         ops.append(op)
-        if not args.wait:
+        if not args.wait and not args.json:
             print(f"{node}: operation {op['id']} {op['state']}")
     if args.wait and ops:
-        final = _wait(client, [o["id"] for o in ops], args.timeout)
+        ops = final = _wait(client, [o["id"] for o in ops], args.timeout)
+        if args.json:
+            _print_json(final)
+            return EXIT_ERROR if failures or any(o["state"] != "succeeded" for o in final) else 0
         for op in final:
             err = f": {op['error']}" if op.get("error") else ""
             print(f"{op['node']}: {op['kind']} {op['state']}{err}")
         failures += sum(1 for o in final if o["state"] != "succeeded")
+    elif args.json:
+        _print_json(ops)
     return EXIT_ERROR if failures else EXIT_OK
 
 
@@ -400,6 +476,9 @@ def _print_op(op: dict[str, Any]) -> None:
 
 def cmd_op_wait(args: argparse.Namespace) -> int:
     final = _wait(_client(args), args.ops, args.timeout)
+    if args.json:
+        _print_json(final)
+        return EXIT_OK if all(o["state"] == "succeeded" for o in final) else EXIT_ERROR
     for op in final:
         err = f": {op['error']}" if op.get("error") else ""
         print(f"{op['id']} {op['node'] or '-'} {op['kind']} {op['state']}{err}")
@@ -457,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--role", required=True, choices=["admin", "operator", "tenant", "scheduler"])
     tc.add_argument("--name", required=True)
     tc.add_argument("--tenant", help="tenant name (role tenant only)")
+    cmd(token, "list", cmd_token_list, "list tokens (never their secrets)", local)
+    tr = cmd(token, "revoke", cmd_token_revoke, "revoke a token by name", local)
+    tr.add_argument("name")
 
     rack = sub.add_parser("rack", help="racks").add_subparsers(dest="sub", required=True)
     re_ = cmd(rack, "enroll", cmd_rack_enroll, "enroll a rack file (YAML, JSON or CSV)", remote)
@@ -475,8 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     nl.add_argument("--all", action="store_true", help="follow pages to the end")
     ns = cmd(node, "show", cmd_node_show, "show a node", remote)
     ns.add_argument("node")
-    ne = cmd(node, "events", cmd_node_events, "a node's history", remote)
+    ne = cmd(node, "events", cmd_node_events, "a node's history (newest last)", remote)
     ne.add_argument("node")
+    ne.add_argument("--limit", type=int, default=50, help="how many of the newest events")
+    nset = cmd(node, "set", cmd_node_set, "set protected / retired / boot mode", remote)
+    nset.add_argument("node")
+    flag = {"true": True, "false": False}
+    nset.add_argument("--protected", type=lambda v: flag[v.lower()], metavar="true|false")
+    nset.add_argument("--retired", type=lambda v: flag[v.lower()], metavar="true|false")
+    nset.add_argument("--boot-mode", choices=["uefi", "bios"])
     for action in Action:
         sp = cmd(node, action.value, cmd_node_action, f"{action.value} one or more nodes", remote)
         sp.add_argument("nodes", nargs="+", metavar="node")

@@ -24,8 +24,6 @@ class ApiError(Exception):
             row = f" (node {err['row']})" if err.get("row") else ""
             val = f" (got {err['value']!r})" if err.get("value") is not None else ""
             lines.append(f"  {at}{err.get('field')}{row}: {err.get('message')}{val}")
-        if self.problem.get("allowed_actions") is not None:
-            lines.append(f"  allowed actions: {', '.join(self.problem['allowed_actions'])}")
         return "\n".join(lines)
 
 

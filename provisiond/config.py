@@ -64,6 +64,8 @@ class EngineSettings(_Section):
     @field_validator("deadlines")
     @classmethod
     def _known_states(cls, v: dict[str, float]) -> dict[str, float]:
+        # inspect_wait == inspect-wait, so environment variables can name every state
+        v = {k.replace("_", "-"): s for k, s in v.items()}
         unknown = sorted(set(v) - set(DEFAULT_DEADLINES))
         if unknown:
             raise ValueError(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,13 +57,19 @@ def make_owner() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True if the process exists and is not a zombie (a killed daemon not yet reaped)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # state is the field after the parenthesised command name
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 @dataclass(frozen=True)
@@ -377,6 +383,7 @@ class Engine:
                         lease_owner=self.owner,
                         lease_expires_at=now + self._lease(),
                         state="running",
+                        started_at=func.coalesce(Operation.started_at, now),
                     )
                     .execution_options(synchronize_session=False)
                 )
@@ -415,6 +422,9 @@ class Engine:
             log.warning("operation %s: lease lost; another daemon continues it", op_id)
         except asyncio.CancelledError:
             raise
+        except ProvisionError as exc:  # e.g. a stored secret that cannot be decrypted
+            with contextlib.suppress(LeaseLost):
+                await self._fail(op_id, exc.message)
         except Exception as exc:  # a bug must fail the operation, not leave it hanging
             log.exception("operation %s: internal error", op_id)
             with contextlib.suppress(LeaseLost):

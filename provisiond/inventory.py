@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from provisiond.errors import FieldProblem, NotFound, ValidationError
-from provisiond.lifecycle import allowed_actions
+from provisiond.lifecycle import NodeFlags, allowed_actions
 from provisiond.models import Event, Nic, Node, Operation, Rack, Tenant
 
 
@@ -107,7 +107,11 @@ def node_dict(
                 "state_entered_at": _iso(node.state_entered_at),
                 "created_at": _iso(node.created_at),
                 "facts": node.facts,
-                "allowed_actions": list(allowed_actions(node.state)),
+                "allowed_actions": list(
+                    allowed_actions(
+                        node.state, NodeFlags(node.maintenance, node.protected, node.retired)
+                    )
+                ),
             }
         )
     return d

@@ -142,13 +142,21 @@ def next_state(state: State | str, event: Event | str) -> State:
         raise IllegalTransition(st.value, str(ev), allowed_actions(st)) from None
 
 
-def allowed_actions(state: State | str) -> tuple[str, ...]:
-    """User actions that make sense in ``state`` (lifecycle moves, then power, then flags)."""
+def allowed_actions(state: State | str, flags: NodeFlags | None = None) -> tuple[str, ...]:
+    """User actions that make sense in ``state`` (lifecycle moves, then power, then flags),
+    less those the node's flags refuse."""
     st = State(state)
     moves = [ev.value for (s, ev) in TRANSITIONS if s == st and isinstance(ev, Action)]
+    if flags is not None:
+        refused: frozenset[Action] = frozenset()
+        if flags.protected:
+            refused |= PROTECTED_REFUSES
+        if flags.maintenance or flags.retired:
+            refused |= INTO_SERVICE
+        moves = [m for m in moves if m not in refused]
     power = [] if st in TRANSITIONAL else sorted(a.value for a in POWER_ACTIONS)
-    flags = sorted(a.value for a in FLAG_ACTIONS)
-    return tuple(sorted(moves) + power + flags)
+    flag_actions = sorted(a.value for a in FLAG_ACTIONS)
+    return tuple(sorted(moves) + power + flag_actions)
 
 
 def failed_twin(state: State | str) -> State:

@@ -3,6 +3,7 @@ pagination, write-only secrets, OpenAPI. Every bad input must leave the database
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -400,3 +401,76 @@ async def test_bmc_passwords_are_encrypted_and_write_only(api: Api, tmp_path: An
     assert "secret" not in json.dumps(evs)
     key_file = api.services.settings.key_file
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+async def test_replaced_secret_key_is_reported_and_healed_by_reenrolling(api: Api) -> None:
+    from cryptography.fernet import Fernet
+
+    from provisiond.crypto import SecretBox
+
+    assert (await api.enroll(GOOD)).status == 201
+    r = await api.client.get("/readyz")
+    assert (await r.json())["checks"]["secrets"] == "ok"
+    other = SecretBox(Fernet.generate_key())
+    api.services.box = other
+    api.services.engine.box = other
+    r = await api.client.get("/readyz")
+    body = await r.json()
+    assert r.status == 503 and "cannot decrypt" in body["checks"]["secrets"]
+    # an operation on such a node fails cleanly, naming the cause, not "internal error"
+    r = await api.req("POST", "/v1/nodes/r01n01/actions/power-on", json={})
+    op = await r.json()
+    for _ in range(200):
+        op = await (await api.req("GET", f"/v1/operations/{op['id']}")).json()
+        if op["state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert op["state"] == "failed" and "cannot be decrypted" in op["error"]
+    assert "internal error" not in op["error"]
+    # re-enrolling the rack file stores the passwords under the current key
+    r = await api.enroll(GOOD)
+    body = await r.json()
+    assert r.status == 201, body
+    assert {u["name"] for u in body["updated"]} == {f"r01n{i:02d}" for i in range(1, 5)}
+    assert all(u["changes"] == ["bmc.password"] for u in body["updated"])
+    assert (await api.client.get("/readyz")).status == 200
+
+
+async def test_page_size_limits_and_newest_events(api: Api) -> None:
+    assert (await api.enroll(GOOD)).status == 201
+    p = await problem(await api.req("GET", "/v1/nodes", params={"limit": "5000"}), 422)
+    assert "api.page_size_max" in p["errors"][0]["message"]
+    page = await (await api.req("GET", "/v1/nodes")).json()
+    assert len(page["items"]) == 4
+    for reason in ("a", "b", "c"):
+        await api.req("POST", "/v1/nodes/r01n01/actions/maintenance-on", json={"reason": reason})
+    r = await api.req(
+        "GET",
+        "/v1/nodes/r01n01/events",
+        params={"newest": "true", "limit": "2", "kind": "operation"},
+    )
+    items = (await r.json())["items"]
+    assert len(items) == 2 and items[0]["id"] < items[1]["id"]
+    newest = await (
+        await api.req("GET", "/v1/events", params={"newest": "true", "limit": "1"})
+    ).json()
+    everything = await (await api.req("GET", "/v1/events", params={"limit": "5000"})).json()
+    assert newest["items"][0]["id"] == everything["items"][-1]["id"]
+
+
+async def test_allowed_actions_honour_flags_and_started_at_is_set(api: Api) -> None:
+    assert (await api.enroll(GOOD)).status == 201
+    r = await api.req("PATCH", "/v1/nodes/r01n01", json={"retired": True})
+    assert r.status == 200
+    async with api.services.db.write() as s:
+        n = (await s.scalars(select(Node).where(Node.name == "r01n01"))).one()
+        n.state = "manageable"
+    node = await (await api.req("GET", "/v1/nodes/r01n01")).json()
+    assert "provide" not in node["allowed_actions"] and "inspect" in node["allowed_actions"]
+    op = await (await api.req("POST", "/v1/nodes/r01n02/actions/power-on", json={})).json()
+    for _ in range(200):
+        op = await (await api.req("GET", f"/v1/operations/{op['id']}")).json()
+        if op["state"] == "succeeded":
+            break
+        await asyncio.sleep(0.05)
+    assert op["state"] == "succeeded" and op["started_at"] is not None

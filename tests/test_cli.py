@@ -111,7 +111,7 @@ def test_action_wait_and_op_commands(daemon: Daemon) -> None:
     shown = cli(daemon, "op", "show", op_id, "--json")
     assert '"state": "succeeded"' in shown.stdout
     illegal = cli(daemon, "node", "deploy", "r01n03")
-    assert illegal.returncode == 1 and "allowed actions: manage" in illegal.stderr
+    assert illegal.returncode == 1 and "allowed here: manage" in illegal.stderr
 
 
 def test_unreachable_and_bad_config_exit_codes(tmp_path: Path) -> None:
@@ -139,3 +139,24 @@ def test_db_upgrade_with_no_config_file(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "revision 0001" in res.stdout
     assert (tmp_path / "d" / "provisiond.db").exists()
+
+
+def test_token_list_revoke_and_node_set(daemon: Daemon) -> None:
+    cfg = ("--config", str(daemon.config))
+    tok = cli(daemon, "token", "create", "--role", "operator", "--name", "night-shift", *cfg)
+    token = tok.stdout.strip()
+    assert cli(daemon, "rack", "list", env={"PROVISIOND_TOKEN": token}).returncode == 0
+    listed = cli(daemon, "token", "list", *cfg)
+    assert listed.returncode == 0
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("night-shift"))
+    assert "operator" in row and token not in listed.stdout and "never" not in row
+    assert cli(daemon, "token", "revoke", "night-shift", *cfg).returncode == 0
+    denied = cli(daemon, "rack", "list", env={"PROVISIOND_TOKEN": token})
+    assert denied.returncode == 1 and "revoked" in denied.stderr
+    assert cli(daemon, "token", "revoke", "nobody", *cfg).returncode == 1
+    Path(daemon.tmp / "r.yaml").write_text(rack_yaml(n=1))
+    assert cli(daemon, "rack", "enroll", str(daemon.tmp / "r.yaml")).returncode == 0
+    res = cli(daemon, "node", "set", "r01n01", "--protected", "true", "--boot-mode", "bios")
+    assert res.returncode == 0 and "protected=True" in res.stdout and "boot_mode=bios" in res.stdout
+    events = cli(daemon, "node", "events", "r01n01", "--limit", "1")
+    assert events.returncode == 0 and "changed protected" in events.stdout

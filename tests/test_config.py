@@ -469,10 +469,10 @@ def test_unknown_override_key_is_rejected():
 
 
 def test_unknown_deadline_state(tmp_path: Path):
-    path = write(tmp_path, "[engine.deadlines]\ndeploy_wait = 10\n")
+    path = write(tmp_path, "[engine.deadlines]\ndeploy_waiting = 10\n")
     err = config_error(str(path), env={})
     assert "engine.deadlines" in err.message
-    assert "unknown state(s) deploy_wait" in err.message
+    assert "unknown state(s) deploy-waiting" in err.message
     assert "deploy-wait" in err.message  # the known names are listed
     assert f"(from {path})" in err.message
 
@@ -570,3 +570,8 @@ def test_settings_model_can_be_built_directly():
     with pytest.raises(pydantic.ValidationError):
         Settings(listen="nope")
     assert Settings(listen="[::1]:1").host == "::1"
+
+
+def test_deadline_state_may_be_written_with_underscores_for_the_environment():
+    s = load_settings(env={"PROVISIOND_ENGINE__DEADLINES__DEPLOY_WAIT": "7"})
+    assert s.engine.deadlines["deploy-wait"] == 7

@@ -4,7 +4,12 @@ the schema enforces one active operation per node."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +94,32 @@ async def test_sqlite_is_wal_and_waits_for_a_busy_writer(tmp_path: Path) -> None
             assert (await s.execute(text("SELECT count(*) FROM nodes"))).scalar() == 1
     finally:
         await db.close()
+
+
+async def test_sqlite_database_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "p.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    try:
+        await db.upgrade()
+    finally:
+        await db.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
+
+
+def test_a_zombie_daemon_counts_as_dead() -> None:
+    """A killed daemon that its parent has not reaped yet must not hold its leases."""
+    from provisiond.engine import _pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    for _ in range(200):  # wait (bounded) until it has exited but is not reaped
+        with open(f"/proc/{child.pid}/stat", "rb") as fh:
+            if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                break
+        time.sleep(0.01)
+    try:
+        assert _pid_alive(child.pid) is False
+        assert _pid_alive(os.getpid()) is True
+    finally:
+        child.wait()
+    assert _pid_alive(child.pid) is False

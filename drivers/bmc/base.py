@@ -2,7 +2,7 @@
 
 Results are frozen values; errors are BmcError (transient or not) raised from the driver's edge.
 A driver must never block the event loop: blocking libraries go through
-provisiond.blocking.run_blocking. The engine wraps every call with a deadline and per-BMC
+provisiond.blocking.BlockingRunner. The engine wraps every call with a deadline and per-BMC
 serialization (provisiond.bmc), so drivers need not.
 """
 

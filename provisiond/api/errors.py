@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import DBAPIError
 
 from provisiond.errors import (
     BadRequest,
@@ -106,6 +107,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             kind=exc.reason.lower().replace(" ", "-"),
             instance=request.path,
             headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
+    except DBAPIError as exc:
+        # "database is locked" past the busy timeout, or PostgreSQL down: a retry may succeed
+        log.error("database error on %s %s: %s", request.method, request.path, exc.orig)
+        return problem(
+            503,
+            "database unavailable",
+            f"the database did not answer: {type(exc.orig).__name__}; retry shortly "
+            "(docs/runbooks/database-locked.md, docs/runbooks/postgres-unavailable.md)",
+            kind="database-unavailable",
+            instance=request.path,
+            headers={"Retry-After": "2"},
         )
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

@@ -14,7 +14,14 @@ from provisiond.api import schemas as sc
 from provisiond.api.routing import EVERYONE, STAFF, Call, Route
 from provisiond.auth import Role
 from provisiond.db import Database
-from provisiond.errors import BadRequest, FieldProblem, Forbidden, NotFound, ValidationError
+from provisiond.errors import (
+    BadRequest,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    ProvisionError,
+    ValidationError,
+)
 from provisiond.inventory import (
     decode_cursor,
     encode_cursor,
@@ -61,10 +68,30 @@ async def readyz(call: Call) -> web.StreamResponse:
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["engine"] = "ok" if svc.engine.running else "not running"
+    if checks.get("database") == "ok":
+        checks["secrets"] = await _secrets_check(call)
     ready = all(v.startswith("ok") for v in checks.values())
     return _json(
         {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
     )
+
+
+async def _secrets_check(call: Call) -> str:
+    """Stored BMC passwords must decrypt with the current key (a replaced or lost key file
+    otherwise shows up only when a node's next operation fails)."""
+    async with call.services.db.read() as s:
+        sample = (
+            await s.scalars(
+                select(Node.bmc_password_enc).where(Node.bmc_password_enc.is_not(None)).limit(1)
+            )
+        ).first()
+    if sample is None:
+        return "ok (none stored)"
+    try:
+        call.services.box.decrypt(sample)
+    except ProvisionError:
+        return "cannot decrypt stored BMC passwords with the current key (runbook: secret-key)"
+    return "ok"
 
 
 async def whoami(call: Call) -> web.StreamResponse:
@@ -130,7 +157,7 @@ async def enroll_rack(call: Call) -> web.StreamResponse:
         ) from exc
     if not text.strip():
         raise BadRequest("empty rack file", [FieldProblem("(file)", "no content")])
-    fmt = rackfile.detect_format(req.query.get("filename"), req.content_type)
+    fmt = rackfile.detect_format(call.query.filename, req.content_type)
     parsed = rackfile.parse(text, fmt)
     svc = call.services
     result = await enroll(
@@ -170,6 +197,19 @@ async def list_nodes(call: Call) -> web.StreamResponse:
     rack_id = None
     if q.rack is not None:
         rack_id = (await _rack_by_name(call.services.db, q.rack)).id
+    api_cfg = call.services.settings.api
+    limit = q.limit or api_cfg.page_size_default
+    if limit > api_cfg.page_size_max:
+        raise ValidationError(
+            "page too large",
+            [
+                FieldProblem(
+                    "query.limit",
+                    f"at most {api_cfg.page_size_max} (api.page_size_max)",
+                    value=limit,
+                )
+            ],
+        )
     after = decode_cursor(q.cursor) if q.cursor else None
     stmt = node_page_query(
         state=q.state.value if q.state else None,
@@ -177,12 +217,12 @@ async def list_nodes(call: Call) -> web.StreamResponse:
         tenant_id=tenant_id,
         maintenance=q.maintenance,
         after=after,
-        limit=q.limit + 1,
+        limit=limit + 1,
     )
     async with call.services.db.read() as s:
         rows = (await s.execute(stmt)).all()
-        items = [node_dict(n, rack_name=r, tenant_name=t) for n, r, t in rows[: q.limit]]
-    next_cursor = encode_cursor(items[-1]["name"]) if len(rows) > q.limit else None
+        items = [node_dict(n, rack_name=r, tenant_name=t) for n, r, t in rows[:limit]]
+    next_cursor = encode_cursor(items[-1]["name"]) if len(rows) > limit else None
     return _json({"items": items, "next_cursor": next_cursor})
 
 
@@ -264,8 +304,13 @@ async def node_events(call: Call) -> web.StreamResponse:
             stmt = stmt.where(Event.kind == q.kind)
         if q.after is not None:
             stmt = stmt.where(Event.id > q.after)
-        evs = (await s.scalars(stmt.order_by(Event.id).limit(q.limit))).all()
+        order = Event.id.desc() if q.newest else Event.id
+        evs = sorted((await s.scalars(stmt.order_by(order).limit(q.limit))).all(), key=_by_id)
         return _json({"items": [event_dict(e, node.name) for e in evs]})
+
+
+def _by_id(ev: Event) -> int:
+    return ev.id
 
 
 async def list_nics(call: Call) -> web.StreamResponse:
@@ -338,7 +383,10 @@ async def list_events(call: Call) -> web.StreamResponse:
     if q.after is not None:
         stmt = stmt.where(Event.id > q.after)
     async with call.services.db.read() as s:
-        rows = (await s.execute(stmt.order_by(Event.id).limit(q.limit))).all()
+        order = Event.id.desc() if q.newest else Event.id
+        rows = sorted(
+            (await s.execute(stmt.order_by(order).limit(q.limit))).all(), key=lambda r: r[0].id
+        )
     return _json({"items": [event_dict(e, name) for e, name in rows]})
 
 

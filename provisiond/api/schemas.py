@@ -26,7 +26,11 @@ class NodeListQuery(_In):
     rack: str | None = None
     tenant: str | None = None
     maintenance: bool | None = None
-    limit: int = Field(100, ge=1, le=1000)
+    limit: int | None = Field(
+        None,
+        ge=1,
+        description="page size; default api.page_size_default, at most api.page_size_max",
+    )
     cursor: str | None = None
 
 
@@ -41,6 +45,10 @@ class EventListQuery(_In):
     kind: str | None = None
     after: int | None = Field(None, ge=0, description="return events with id greater than this")
     limit: int = Field(200, ge=1, le=5000)
+    newest: bool = Field(
+        False,
+        description="the newest `limit` events (still in ascending order) instead of the oldest",
+    )
 
 
 class NicListQuery(_In):
@@ -51,6 +59,11 @@ class NicListQuery(_In):
 
 class EnrollQuery(_In):
     dry_run: bool = False
+    filename: str | None = Field(
+        None,
+        description="name of the uploaded file; its extension picks the format when the "
+        "Content-Type does not",
+    )
 
 
 class ActionRequest(_In):

@@ -90,6 +90,9 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         "PROVISIOND_DATA_DIR": str(data_dir),
         "PROVISIOND_URL": url,
     }
+    # an empty config of its own, so a provisiond.toml in the working directory is not read
+    (data_dir / "provisiond.toml").write_text("# demo: defaults only\n")
+    env["PROVISIOND_CONFIG"] = str(data_dir / "provisiond.toml")
     log = data_dir / "daemon.log"
     _say(f"Starting provisiond on {url} (SQLite in {data_dir})")
     with open(log, "wb") as logf:

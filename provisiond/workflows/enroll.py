@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 from provisiond import events
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
-from provisiond.errors import FieldProblem, ValidationError
+from provisiond.errors import FieldProblem, ProvisionError, ValidationError
 from provisiond.models import Event, Nic, Node, Rack, new_id, utcnow
 from provisiond.rackfile import NodeSpec, ParsedFile, RackFile, line_for, validate, where_of
 
@@ -98,7 +98,10 @@ def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]
     for name, have, want in pairs:
         if have != want:
             changes.append(name)
-    have_pw = box.decrypt(node.bmc_password_enc) if node.bmc_password_enc else None
+    try:
+        have_pw = box.decrypt(node.bmc_password_enc) if node.bmc_password_enc else None
+    except ProvisionError:
+        have_pw = None  # stored under a lost key: the file's password replaces it
     if have_pw != spec.bmc.password:
         changes.append("bmc.password")
     if sorted(_nic_rows_db(node), key=repr) != sorted(_nic_rows(spec), key=repr):
