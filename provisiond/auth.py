@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -115,6 +116,31 @@ async def authenticate(db: Database, header: str | None) -> Principal:
     return Principal(
         name=tok.name, role=Role(tok.role), tenant_id=tok.tenant_id, tenant=tenant_name
     )
+
+
+class Authenticator:
+    """Token checks with a short positive cache: a token seen in the last ``ttl`` seconds is not
+    looked up again. Revocation therefore takes effect within ``ttl`` (default 5 s)."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, db: Database, *, ttl: float) -> None:
+        self.db = db
+        self.ttl = ttl
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, header: str | None) -> Principal:
+        if self.ttl <= 0 or not header:
+            return await authenticate(self.db, header)
+        hit = self._cache.get(header)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = await authenticate(self.db, header)
+        if len(self._cache) >= self.MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[header] = (principal, now + self.ttl)
+        return principal
 
 
 async def list_tokens(db: Database) -> list[dict[str, Any]]:

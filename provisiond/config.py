@@ -48,6 +48,9 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=1024)
     page_size_default: int = Field(100, ge=1, le=10000)
     page_size_max: int = Field(1000, ge=1, le=10000)
+    # a token seen within this many seconds is not looked up again; revocation takes effect
+    # within it. 0 disables the cache.
+    token_cache_seconds: float = Field(5.0, ge=0, le=300)
 
 
 class EngineSettings(_Section):

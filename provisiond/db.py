@@ -73,7 +73,12 @@ class Database:
             self.write_engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
-            self.write_engine = create_async_engine(url, pool_size=10, max_overflow=20)
+            # prepare_threshold=None: psycopg would otherwise prepare a statement after five runs
+            # and PostgreSQL keep the generic plan it made while the tables were empty (full
+            # scans, 25 ms instead of 0.4 ms per lookup once the inventory has grown).
+            self.write_engine = create_async_engine(
+                url, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": None}
+            )
             self.read_engine = self.write_engine
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)

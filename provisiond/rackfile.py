@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import ipaddress
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
@@ -147,10 +148,28 @@ class RackFile(RackHeader):
     nodes: list[NodeSpec] = Field(max_length=100000)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ParsedFile:
+    """Parsed data, and where each value came from. For JSON the line map is built only when
+    asked for (that is, when there is an error to locate): it costs a second parse."""
+
     data: Any
-    lines: Mapping[Path_, int]
+    known_lines: Mapping[Path_, int] | None = None
+    json_text: str | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def lines(self) -> Mapping[Path_, int]:
+        if self.known_lines is not None:
+            return self.known_lines
+        lines: dict[Path_, int] = {}
+        if self.json_text is not None:
+            try:  # JSON is YAML: borrow the YAML composer for line numbers
+                root = yaml.compose(self.json_text, Loader=RackLoader)
+                if root is not None:
+                    _yaml_lines(root, (), lines)
+            except (yaml.YAMLError, ValidationError):
+                lines = {}
+        return lines
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -161,7 +180,10 @@ _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 
 
-class RackLoader(yaml.SafeLoader):
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RackLoader(_BaseLoader):  # type: ignore[valid-type, misc]
     """SafeLoader with YAML 1.2 core-schema scalars and no aliases.
 
     YAML 1.1 reads an unquoted MAC such as 52:54:00:00:00:01 as a base-60 integer, 0x0002c9...
@@ -170,21 +192,10 @@ class RackLoader(yaml.SafeLoader):
     for them, and they allow self-referencing and exponentially expanding documents.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "anchors and aliases (*name) are not allowed in rack files",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
 
 RackLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
 }
 RackLoader.add_implicit_resolver(
     _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
@@ -205,13 +216,33 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
 RackLoader.add_constructor(_INT, _construct_int)
 
 
-def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
+def _yaml_lines(
+    node: yaml.Node,
+    path: Path_,
+    out: dict[Path_, int],
+    seen: set[int] | None = None,
+    used_at: int | None = None,
+) -> None:
+    """Map each path to its line; refuse duplicate keys and aliases (a node met twice)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        raise ValidationError(
+            "rack file is not valid YAML",
+            [
+                FieldProblem(
+                    where_of(path),
+                    "anchors and aliases (*name) are not allowed in rack files",
+                    line=used_at or node.start_mark.line + 1,
+                )
+            ],
+        )
+    seen.add(id(node))
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        keys: set[str] = set()
         for key_node, value_node in node.value:
             key = key_node.value
-            if key in seen:
+            if key in keys:
                 raise ValidationError(
                     "rack file has a duplicate key",
                     [
@@ -222,11 +253,11 @@ def _yaml_lines(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
                         )
                     ],
                 )
-            seen.add(key)
-            _yaml_lines(value_node, (*path, key), out)
+            keys.add(key)
+            _yaml_lines(value_node, (*path, key), out, seen, key_node.start_mark.line + 1)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _yaml_lines(item, (*path, i), out)
+            _yaml_lines(item, (*path, i), out, seen)
 
 
 def parse_yaml(text: str) -> ParsedFile:
@@ -244,9 +275,13 @@ def parse_yaml(text: str) -> ParsedFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
+        message = str(exc.problem or exc)
+        text_lines = text.split("\n")
+        bad_line = text_lines[line - 1] if line and line <= len(text_lines) else ""
+        if "\t" in bad_line:
+            message += "; tab characters cannot indent YAML: use spaces"
         raise ValidationError(
-            "rack file is not valid YAML",
-            [FieldProblem("(file)", str(exc.problem or exc), line=line)],
+            "rack file is not valid YAML", [FieldProblem("(file)", message, line=line)]
         ) from exc
     except yaml.reader.ReaderError as exc:  # a control character: not marked, but has a position
         line = text.count("\n", 0, exc.position) + 1
@@ -254,7 +289,7 @@ def parse_yaml(text: str) -> ParsedFile:
             "rack file is not valid YAML",
             [FieldProblem("(file)", f"unacceptable character #x{exc.character:04x}", line=line)],
         ) from exc
-    return ParsedFile(data, lines)
+    return ParsedFile(data, known_lines=lines)
 
 
 def parse_json(text: str) -> ParsedFile:
@@ -276,14 +311,7 @@ def parse_json(text: str) -> ParsedFile:
         raise ValidationError(
             "rack file is not valid JSON", [FieldProblem("(file)", str(exc))]
         ) from exc
-    lines: dict[Path_, int] = {}
-    try:  # JSON is YAML: borrow the YAML composer for line numbers
-        root = yaml.compose(text, Loader=RackLoader)
-        if root is not None:
-            _yaml_lines(root, (), lines)
-    except (yaml.YAMLError, ValidationError):
-        lines = {}
-    return ParsedFile(data, lines)
+    return ParsedFile(data, json_text=text)
 
 
 CSV_NODE_COLUMNS = (
@@ -417,7 +445,7 @@ def parse_csv(text: str) -> ParsedFile:
         )
     if racks:
         data["rack"] = racks.pop()
-    return ParsedFile(data, lines)
+    return ParsedFile(data, known_lines=lines)
 
 
 def _csv_node_key(col: str, base: Path_) -> tuple[tuple[str, ...], Path_]:

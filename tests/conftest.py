@@ -43,7 +43,7 @@ def pg_database() -> Iterator[str]:
     admin = need_postgres()
     name = f"provisiond_t_{secrets.token_hex(4)}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     base = admin.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import rack_yaml
 from tests.support import fakebmc
-from tests.support.daemon import ROOT, Daemon
+from tests.support.daemon import ROOT, Daemon, wait_for
 
 EXAMPLES = ROOT / "examples"
 
@@ -151,8 +151,16 @@ def test_token_list_revoke_and_node_set(daemon: Daemon) -> None:
     row = next(line for line in listed.stdout.splitlines() if line.startswith("night-shift"))
     assert "operator" in row and token not in listed.stdout and "never" not in row
     assert cli(daemon, "token", "revoke", "night-shift", *cfg).returncode == 0
-    denied = cli(daemon, "rack", "list", env={"PROVISIOND_TOKEN": token})
-    assert denied.returncode == 1 and "revoked" in denied.stderr
+    # the daemon caches a token check for api.token_cache_seconds (1 s here)
+    denied = wait_for(
+        lambda: (
+            (r := cli(daemon, "rack", "list", env={"PROVISIOND_TOKEN": token})).returncode == 1
+            and r
+        ),
+        15,
+        "the revoked token to be refused",
+    )
+    assert "revoked" in denied.stderr
     assert cli(daemon, "token", "revoke", "nobody", *cfg).returncode == 1
     Path(daemon.tmp / "r.yaml").write_text(rack_yaml(n=1))
     assert cli(daemon, "rack", "enroll", str(daemon.tmp / "r.yaml")).returncode == 0

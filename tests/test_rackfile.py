@@ -735,9 +735,9 @@ def test_duplicate_yaml_key_in_a_flow_mapping():
             "expected ',' or '}'",
         ),
         # wrong indentation
-        ("rack: r1\nnodes:\n  - name: a\n    unit: 1\n   bmc: 1\n", 5, "expected <block end>"),
+        ("rack: r1\nnodes:\n  - name: a\n    unit: 1\n   bmc: 1\n", 5, "expected"),
         # a tab for indentation
-        ("rack: r1\nnodes:\n\t- name: a\n", 3, "'\\t'"),
+        ("rack: r1\nnodes:\n\t- name: a\n", 3, "tab characters cannot indent YAML"),
         # an unterminated quote
         ('rack: r1\nnodes:\n  - name: "a\n', 4, "end of stream"),
     ],

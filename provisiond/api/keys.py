@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from drivers.registry import BmcRegistry
+from provisiond.auth import Authenticator
 from provisiond.config import Settings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
@@ -20,6 +21,7 @@ class Services:
     box: SecretBox
     registry: BmcRegistry
     engine: Engine
+    auth: Authenticator
 
 
 SERVICES = web.AppKey("services", Services)

@@ -28,7 +28,7 @@ from provisiond.inventory import (
     event_dict,
     nic_dict,
     node_dict,
-    node_page_query,
+    node_page,
     operation_dict,
     resolve_node,
 )
@@ -211,18 +211,19 @@ async def list_nodes(call: Call) -> web.StreamResponse:
             ],
         )
     after = decode_cursor(q.cursor) if q.cursor else None
-    stmt = node_page_query(
-        state=q.state.value if q.state else None,
-        rack_id=rack_id,
-        tenant_id=tenant_id,
-        maintenance=q.maintenance,
-        after=after,
-        limit=limit + 1,
-    )
     async with call.services.db.read() as s:
-        rows = (await s.execute(stmt)).all()
-        items = [node_dict(n, rack_name=r, tenant_name=t) for n, r, t in rows[:limit]]
-    next_cursor = encode_cursor(items[-1]["name"]) if len(rows) > limit else None
+        items = await node_page(
+            s,
+            state=q.state.value if q.state else None,
+            rack_id=rack_id,
+            tenant_id=tenant_id,
+            maintenance=q.maintenance,
+            after=after,
+            limit=limit + 1,
+        )
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1]["name"]) if more else None
     return _json({"items": items, "next_cursor": next_cursor})
 
 
@@ -235,6 +236,7 @@ async def _node_detail(call: Call, ref: str) -> dict[str, Any]:
             node,
             rack_name=rack.name if rack else None,
             tenant_name=tenant.name if tenant else None,
+            nics=node.nics,
             detail=True,
         )
 

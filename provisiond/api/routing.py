@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from provisiond.api.keys import SERVICES, Services
-from provisiond.auth import Principal, Role, authenticate
+from provisiond.auth import Principal, Role
 from provisiond.errors import BadRequest, FieldProblem, Forbidden, ValidationError
 
 
@@ -105,7 +105,7 @@ def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
         services = request.app[SERVICES]
         principal = None
         if route.roles is not None:
-            principal = await authenticate(services.db, request.headers.get("Authorization"))
+            principal = await services.auth.authenticate(request.headers.get("Authorization"))
             if principal.role not in route.roles:
                 raise Forbidden(
                     f"role {principal.role.value} may not {route.summary.lower()}",

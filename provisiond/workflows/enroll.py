@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -292,12 +292,14 @@ async def enroll(
         for node in moved:
             node.unit = specs[node.name].unit
         await s.flush()
+        # Core executemany on the tables: the ORM bulk path groups rows by the set of non-None
+        # keys, and alternating ethernet/infiniband rows turned into one INSERT per NIC.
         if new_nodes:
-            await s.execute(insert(Node), new_nodes)
+            await s.execute(insert(cast(Table, Node.__table__)), new_nodes)
         if new_nics:
-            await s.execute(insert(Nic), new_nics)
+            await s.execute(insert(cast(Table, Nic.__table__)), new_nics)
         if new_events:
-            await s.execute(insert(Event), new_events)
+            await s.execute(insert(cast(Table, Event.__table__)), new_events)
         if result.changed:
             events.record(s, "enroll", result.summary(), actor=actor, data=result.as_dict())
     return result

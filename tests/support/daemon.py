@@ -38,6 +38,8 @@ class Daemon:
             "[engine]",
             "lease_seconds = 30",  # long: recovery must not depend on waiting for expiry
             "poll_seconds = 0.2",
+            "[api]",
+            "token_cache_seconds = 1",
             "[drivers.bmc]",
             'fake = "tests.support.fakebmc:FakeBmc"',
         ]
