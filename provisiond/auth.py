@@ -3,8 +3,10 @@ stored (a slow hash buys nothing for random secrets and would cost every request
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from provisiond.models import ApiToken, Tenant, utcnow
 
 TOKEN_PREFIX = "pvd_"
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -91,7 +94,11 @@ async def create_token(
     return token, tenant_created
 
 
-async def authenticate(db: Database, header: str | None) -> Principal:
+async def authenticate(
+    db: Database, header: str | None, touches: set[asyncio.Task[None]] | None = None
+) -> Principal:
+    """The principal behind an Authorization header, or Unauthorized. Token use is recorded in
+    the background, tracked in ``touches`` when given."""
     if not header:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     scheme, _, token = header.partition(" ")
@@ -110,12 +117,25 @@ async def authenticate(db: Database, header: str | None) -> Principal:
     tok, tenant_name = row
     now = utcnow()
     if tok.last_used_at is None or now - tok.last_used_at > LAST_USED_RESOLUTION:
-        # coarse on purpose: one write a minute per token, not one per request
-        async with db.write() as s:
-            await s.execute(update(ApiToken).where(ApiToken.id == tok.id).values(last_used_at=now))
+        # coarse on purpose (one write a minute per token), and off the request path: a read
+        # must not wait for a busy writer just to record that a token was used
+        task = asyncio.create_task(_touch(db, tok.id, now))
+        if touches is not None:
+            touches.add(task)
+            task.add_done_callback(touches.discard)
     return Principal(
         name=tok.name, role=Role(tok.role), tenant_id=tok.tenant_id, tenant=tenant_name
     )
+
+
+async def _touch(db: Database, token_id: int, now: dt.datetime) -> None:
+    try:
+        async with db.write() as s:
+            await s.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+    except Exception as exc:  # bookkeeping only: never fail or slow a request for it
+        log.debug("recording token use failed: %s", exc)
 
 
 class Authenticator:
@@ -128,15 +148,16 @@ class Authenticator:
         self.db = db
         self.ttl = ttl
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._touches: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, header: str | None) -> Principal:
         if self.ttl <= 0 or not header:
-            return await authenticate(self.db, header)
+            return await authenticate(self.db, header, self._touches)
         hit = self._cache.get(header)
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        principal = await authenticate(self.db, header)
+        principal = await authenticate(self.db, header, self._touches)
         if len(self._cache) >= self.MAX_ENTRIES:
             self._cache.clear()
         self._cache[header] = (principal, now + self.ttl)

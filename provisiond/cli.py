@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     nl.add_argument("--rack")
     nl.add_argument("--tenant")
     nl.add_argument("--maintenance", choices=["true", "false"])
-    nl.add_argument("--limit", type=int, default=100)
+    nl.add_argument("--limit", type=int, help="page size (default: the server's)")
     nl.add_argument("--all", action="store_true", help="follow pages to the end")
     ns = cmd(node, "show", cmd_node_show, "show a node", remote)
     ns.add_argument("node")

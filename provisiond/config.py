@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from provisiond.errors import ConfigError
@@ -51,6 +51,15 @@ class ApiSettings(_Section):
     # a token seen within this many seconds is not looked up again; revocation takes effect
     # within it. 0 disables the cache.
     token_cache_seconds: float = Field(5.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _pages(self) -> ApiSettings:
+        if self.page_size_default > self.page_size_max:
+            raise ValueError(
+                f"page_size_default ({self.page_size_default}) is above page_size_max "
+                f"({self.page_size_max})"
+            )
+        return self
 
 
 class EngineSettings(_Section):

@@ -170,6 +170,29 @@ def decode_cursor(cursor: str) -> str:
         ) from None
 
 
+# what the list shape shows (node_dict without detail): facts and the rest stay unread
+_LIST_COLUMNS = (
+    "id",
+    "name",
+    "unit",
+    "state",
+    "target_state",
+    "maintenance",
+    "maintenance_reason",
+    "fault",
+    "protected",
+    "retired",
+    "last_error",
+    "power_state",
+    "bmc_driver",
+    "bmc_address",
+    "bmc_port",
+    "bmc_username",
+    "bmc_password_enc",
+    "updated_at",
+)
+
+
 async def node_page(
     session: AsyncSession,
     *,
@@ -183,7 +206,7 @@ async def node_page(
     """One page of nodes in name order, NICs included: two indexed queries, Core rows."""
     stmt = (
         select(
-            *Node.__table__.c,
+            *(Node.__table__.c[name] for name in _LIST_COLUMNS),
             Rack.name.label("rack_name"),
             Tenant.name.label("tenant_name"),
         )
@@ -201,10 +224,12 @@ async def node_page(
         stmt = stmt.where(Node.maintenance == maintenance)
     if after is not None:
         stmt = stmt.where(Node.name > after)
-    rows = (await session.execute(stmt.order_by(Node.name).limit(limit))).all()
+    # Core connection: rows need no ORM result processing
+    conn = await session.connection()
+    rows = (await conn.execute(stmt.order_by(Node.name).limit(limit))).all()
     nics: dict[str, list[Any]] = {}
     if rows:
-        nic_rows = await session.execute(
+        nic_rows = await conn.execute(
             select(*Nic.__table__.c).where(Nic.node_id.in_([r.id for r in rows])).order_by(Nic.id)
         )
         for nic in nic_rows:

@@ -68,7 +68,7 @@ async def readyz(call: Call) -> web.StreamResponse:
     except Exception as exc:  # readiness reports, it does not raise
         checks["database"] = f"unreachable: {type(exc).__name__}"
     checks["engine"] = "ok" if svc.engine.running else "not running"
-    if checks.get("database") == "ok":
+    if checks.get("schema", "").startswith("ok"):
         checks["secrets"] = await _secrets_check(call)
     ready = all(v.startswith("ok") for v in checks.values())
     return _json(
