@@ -393,19 +393,29 @@ class Engine:
 
     async def _heartbeat(self, op_id: str, runner: asyncio.Task[None]) -> None:
         interval = self.cfg.lease_seconds / 3
+        # the lease was taken at claim time; it is ours at most until then plus one lease
+        held_until = utcnow() + self._lease()
         while True:
             await asyncio.sleep(interval)
             try:
+                new_expiry = utcnow() + self._lease()
                 async with self.db.write() as s:
                     res = await s.execute(
                         update(Operation)
                         .where(Operation.id == op_id, Operation.lease_owner == self.owner)
-                        .values(lease_expires_at=utcnow() + self._lease())
+                        .values(lease_expires_at=new_expiry)
                         .execution_options(synchronize_session=False)
                     )
                     renewed = res.rowcount == 1  # type: ignore[attr-defined]
+                if renewed:
+                    held_until = new_expiry
             except Exception:
                 log.exception("operation %s: lease renewal failed", op_id)
+                if utcnow() >= held_until:
+                    # another daemon may have taken it over by now: stop acting on the device
+                    log.error("operation %s: lease expired while unrenewable; abandoning", op_id)
+                    runner.cancel()
+                    return
                 continue
             if not renewed:
                 log.error("operation %s: lease lost to another daemon; abandoning", op_id)
