@@ -474,3 +474,14 @@ async def test_allowed_actions_honour_flags_and_started_at_is_set(api: Api) -> N
             break
         await asyncio.sleep(0.05)
     assert op["state"] == "succeeded" and op["started_at"] is not None
+
+
+async def test_json_bodies_are_strict(api: Api) -> None:
+    assert (await api.enroll(GOOD)).status == 201
+    p = await problem(await api.req("PATCH", "/v1/nodes/r01n01", json={"retired": 0}), 422)
+    assert p["errors"][0]["field"] == "retired"
+    p = await problem(await api.req("PATCH", "/v1/nodes/r01n01", json={"boot_mode": "efi"}), 422)
+    p = await problem(
+        await api.req("POST", "/v1/nodes/r01n01/actions/maintenance-on", json={"reason": 5}), 422
+    )
+    assert p["errors"][0]["field"] == "reason"

@@ -14,6 +14,12 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Body(_In):
+    """JSON bodies are strict: 0 is not False, "1" is not 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -66,11 +72,11 @@ class EnrollQuery(_In):
     )
 
 
-class ActionRequest(_In):
+class ActionRequest(_Body):
     reason: str | None = Field(None, max_length=1000, description="maintenance reason")
 
 
-class NodePatch(_In):
+class NodePatch(_Body):
     protected: bool | None = None
     retired: bool | None = None
     boot_mode: Literal["uefi", "bios"] | None = None
