@@ -37,7 +37,8 @@ class BmcGateway:
     ) -> T:
         drv = self._driver(target)
         lock = self._locks.setdefault(target.key, asyncio.Lock())
-        async with self._limit, lock:
+        # queue on the BMC first: a caller waiting for its BMC must not hold a global slot
+        async with lock, self._limit:
             try:
                 async with asyncio.timeout(self.timeout):
                     return await fn(drv)

@@ -254,7 +254,7 @@ def _rack_name_from_file(data: bytes, suffix: str) -> str | None:
                 return (row.get("rack") or "").strip() or None
             return None
         doc = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, yaml.YAMLError, csv.Error, RecursionError):
         return None  # the server will say exactly what is wrong
     rack = doc.get("rack") if isinstance(doc, dict) else None
     return rack if isinstance(rack, str) else None

@@ -77,7 +77,11 @@ class Database:
             # and PostgreSQL keep the generic plan it made while the tables were empty (full
             # scans, 25 ms instead of 0.4 ms per lookup once the inventory has grown).
             self.write_engine = create_async_engine(
-                url, pool_size=10, max_overflow=20, connect_args={"prepare_threshold": None}
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                connect_args={"prepare_threshold": None},
             )
             self.read_engine = self.write_engine
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)

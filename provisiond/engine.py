@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from drivers.bmc.base import BmcTarget
@@ -42,7 +42,7 @@ from provisiond.lifecycle import (
     check_action,
     next_state,
 )
-from provisiond.models import ACTIVE_OPERATION_STATES, Node, Operation, utcnow
+from provisiond.models import ACTIVE_OPERATION_STATES, Node, Operation, new_id, utcnow
 from provisiond.workflows.steps import WORKFLOWS, NodeUpdate, Step, StepContext
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,66 @@ class LeaseLost(Exception):
     """Another daemon owns this operation now; stop without writing."""
 
 
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return "?"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "?"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a lease: host, boot, PID namespace and PID, plus a nonce. A lease may be taken
+    over before it expires only when this proves the holder dead: same host and either another
+    boot, or the same boot and PID namespace with the PID gone."""
+
+    host: str
+    boot: str
+    pidns: str
+    pid: int
+    nonce: str
+
+    def __str__(self) -> str:
+        return f"{self.host}|{self.boot}|{self.pidns}|{self.pid}|{self.nonce}"
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        parts = text.split("|")
+        if len(parts) != 5 or not parts[3].isdigit():
+            return None
+        return cls(parts[0], parts[1], parts[2], int(parts[3]), parts[4])
+
+    @classmethod
+    def me(cls) -> Owner:
+        return cls(
+            socket.gethostname(),
+            _read("/proc/sys/kernel/random/boot_id")[:8],
+            _pid_namespace(),
+            os.getpid(),
+            secrets.token_hex(4),
+        )
+
+    def proves_dead(self, other: Owner) -> bool:
+        """Is ``other`` (a lease holder) certainly gone, seen from this process?"""
+        if other.host != self.host or "?" in (self.boot, other.boot):
+            return False
+        if other.boot != self.boot:
+            return True  # the machine rebooted since
+        if other.pidns != self.pidns or "?" in (self.pidns, other.pidns):
+            return False  # another container: its PIDs are not ours to check
+        return other.pid != self.pid and not _pid_alive(other.pid)
+
+
 def make_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return str(Owner.me())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,6 +163,9 @@ class Engine:
         self._wake = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._loop_exited = asyncio.Event()
+        # lease expiry last written for each operation this daemon runs
+        self._held_until: dict[str, dt.datetime] = {}
         self.running = False
 
     def _lease(self) -> dt.timedelta:
@@ -150,6 +211,7 @@ class Engine:
                 new_state = check_action(node.state, act, flags)
                 now = utcnow()
                 op = Operation(
+                    id=new_id(),
                     kind=act.value,
                     node_id=node.id,
                     params=params,
@@ -278,26 +340,32 @@ class Engine:
     async def run(self) -> None:
         """Claim and run due operations until stop(); meant to be one background task."""
         self.running = True
+        recovered = False
         try:
-            await self.release_dead_local_leases()
             while not self._stopping:
                 free = self.cfg.concurrency - len(self._tasks)
-                if free > 0:
-                    try:
-                        claimed = await self._claim(free)
-                    except Exception:  # the database may be briefly unavailable; keep going
-                        log.exception("claiming operations failed; retrying")
-                        claimed = []
-                    for op_id in claimed:
-                        task = asyncio.create_task(self._execute(op_id), name=f"op-{op_id}")
-                        self._tasks[op_id] = task
-                        task.add_done_callback(self._forget)
+                try:
+                    if not recovered:
+                        await self.release_dead_local_leases()
+                        recovered = True
+                    claimed = await self._claim(free) if free > 0 else []
+                except Exception:  # the database may be briefly unavailable; keep going
+                    log.exception("engine: database unavailable; retrying")
+                    claimed = []
+                if self._stopping:
+                    await self._release(claimed)
+                    break
+                for op_id in claimed:
+                    task = asyncio.create_task(self._execute(op_id), name=f"op-{op_id}")
+                    self._tasks[op_id] = task
+                    task.add_done_callback(self._forget)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.cfg.poll_seconds):
                         await self._wake.wait()
         finally:
             self.running = False
+            self._loop_exited.set()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task.get_name().removeprefix("op-"), None)
@@ -306,6 +374,11 @@ class Engine:
         """Stop claiming, cancel running steps and hand their leases back at once."""
         self._stopping = True
         self._wake.set()
+        if self.running:
+            # let a claim in flight finish (and be handed back) before cancelling steps
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await self._loop_exited.wait()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
@@ -321,10 +394,21 @@ class Engine:
                     .values(lease_owner=None, lease_expires_at=None)
                 )
 
+    async def _release(self, op_ids: list[str]) -> None:
+        if not op_ids:
+            return
+        with contextlib.suppress(Exception):
+            async with self.db.write() as s:
+                await s.execute(
+                    update(Operation)
+                    .where(Operation.id.in_(op_ids), Operation.lease_owner == self.owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+
     async def release_dead_local_leases(self) -> int:
-        """Leases held by a process of this host that no longer exists are released now rather
-        than after expiry (the daemon was killed and restarted)."""
-        host = socket.gethostname()
+        """Leases held by a daemon proven dead (same host; rebooted since, or same boot and
+        PID namespace with its PID gone) are released now rather than after expiry."""
+        me = Owner.parse(self.owner) or Owner.me()
         released = 0
         async with self.db.write() as s:
             rows = (
@@ -332,22 +416,20 @@ class Engine:
                     select(Operation).where(
                         Operation.state.in_(ACTIVE_OPERATION_STATES),
                         Operation.lease_owner.is_not(None),
-                        Operation.lease_owner.like(f"{host}:%"),
+                        Operation.lease_owner != self.owner,
                     )
                 )
             ).all()
             for op in rows:
                 assert op.lease_owner is not None
-                try:
-                    pid = int(op.lease_owner.split(":")[1])
-                except (IndexError, ValueError):
-                    continue
-                if op.lease_owner == self.owner or _pid_alive(pid):
+                holder = Owner.parse(op.lease_owner)
+                if holder is None or not me.proves_dead(holder):
                     continue
                 events.record(
                     s,
                     "recovery",
-                    f"daemon pid {pid} that ran this operation is gone; resuming at step {op.step}",
+                    f"daemon pid {holder.pid} that ran this operation is gone; resuming at step "
+                    f"{op.step}",
                     node_id=op.node_id,
                     operation_id=op.id,
                 )
@@ -366,6 +448,7 @@ class Engine:
             or_(Operation.not_before.is_(None), Operation.not_before <= now),
         )
         claimed: list[str] = []
+        expires = now + self._lease()
         async with self.db.write() as s:
             candidates = (
                 await s.scalars(
@@ -381,7 +464,7 @@ class Engine:
                     .where(Operation.id == op_id, *due)
                     .values(
                         lease_owner=self.owner,
-                        lease_expires_at=now + self._lease(),
+                        lease_expires_at=expires,
                         state="running",
                         started_at=func.coalesce(Operation.started_at, now),
                     )
@@ -389,38 +472,45 @@ class Engine:
                 )
                 if res.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append(op_id)
+                    self._held_until[op_id] = expires
         return claimed
 
     async def _heartbeat(self, op_id: str, runner: asyncio.Task[None]) -> None:
+        """Renew the lease every third of its length. Whatever the database does (fails, hangs),
+        the step is cancelled a margin before the last expiry written: after that another daemon
+        may own the operation, and two daemons must never drive one BMC."""
         interval = self.cfg.lease_seconds / 3
-        # the lease was taken at claim time; it is ours at most until then plus one lease
-        held_until = utcnow() + self._lease()
+        margin = dt.timedelta(seconds=min(2.0, interval / 2))
         while True:
-            await asyncio.sleep(interval)
+            held_until = self._held_until.get(op_id) or utcnow()
+            stop_at = held_until - margin
+            until_stop = (stop_at - utcnow()).total_seconds()
+            if until_stop <= 0:
+                log.error("operation %s: lease about to expire unrenewed; abandoning", op_id)
+                runner.cancel()
+                return
+            await asyncio.sleep(min(interval, until_stop))
+            if utcnow() >= stop_at:
+                continue  # re-checked at the top: cancel
+            new_expiry = utcnow() + self._lease()
             try:
-                new_expiry = utcnow() + self._lease()
-                async with self.db.write() as s:
-                    res = await s.execute(
-                        update(Operation)
-                        .where(Operation.id == op_id, Operation.lease_owner == self.owner)
-                        .values(lease_expires_at=new_expiry)
-                        .execution_options(synchronize_session=False)
-                    )
-                    renewed = res.rowcount == 1  # type: ignore[attr-defined]
-                if renewed:
-                    held_until = new_expiry
-            except Exception:
-                log.exception("operation %s: lease renewal failed", op_id)
-                if utcnow() >= held_until:
-                    # another daemon may have taken it over by now: stop acting on the device
-                    log.error("operation %s: lease expired while unrenewable; abandoning", op_id)
-                    runner.cancel()
-                    return
+                async with asyncio.timeout(max(0.1, (stop_at - utcnow()).total_seconds())):
+                    async with self.db.write() as s:
+                        res = await s.execute(
+                            update(Operation)
+                            .where(Operation.id == op_id, Operation.lease_owner == self.owner)
+                            .values(lease_expires_at=new_expiry)
+                            .execution_options(synchronize_session=False)
+                        )
+                        renewed = res.rowcount == 1  # type: ignore[attr-defined]
+            except (Exception, TimeoutError) as exc:
+                log.warning("operation %s: lease renewal failed: %s", op_id, exc)
                 continue
             if not renewed:
                 log.error("operation %s: lease lost to another daemon; abandoning", op_id)
                 runner.cancel()
                 return
+            self._held_until[op_id] = new_expiry
 
     async def _execute(self, op_id: str) -> None:
         me = asyncio.current_task()
@@ -432,14 +522,20 @@ class Engine:
             log.warning("operation %s: lease lost; another daemon continues it", op_id)
         except asyncio.CancelledError:
             raise
+        except DBAPIError as exc:
+            # our own bookkeeping could not reach the database: not the node's fault. Leave the
+            # lease to expire; the step is re-run from the last recorded one (steps are
+            # idempotent) by whichever daemon claims it next.
+            log.error("operation %s: database error, will be retried: %s", op_id, exc.orig)
         except ProvisionError as exc:  # e.g. a stored secret that cannot be decrypted
-            with contextlib.suppress(LeaseLost):
+            with contextlib.suppress(LeaseLost, DBAPIError):
                 await self._fail(op_id, exc.message)
         except Exception as exc:  # a bug must fail the operation, not leave it hanging
             log.exception("operation %s: internal error", op_id)
-            with contextlib.suppress(LeaseLost):
+            with contextlib.suppress(LeaseLost, DBAPIError):
                 await self._fail(op_id, f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            self._held_until.pop(op_id, None)
             hb.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await hb
@@ -533,13 +629,16 @@ class Engine:
         return None
 
     async def _owned(self, s: AsyncSession, op_id: str) -> tuple[Operation, Node]:
+        # Lock order everywhere: node, then operation (submit and resume do the same).
+        node_id = await s.scalar(select(Operation.node_id).where(Operation.id == op_id))
+        if node_id is None:
+            raise LeaseLost(op_id)
+        node = (await s.scalars(select(Node).where(Node.id == node_id).with_for_update())).one()
         op = (
             await s.scalars(select(Operation).where(Operation.id == op_id).with_for_update())
         ).one()
         if op.lease_owner != self.owner:
             raise LeaseLost(op_id)
-        assert op.node_id is not None
-        node = (await s.scalars(select(Node).where(Node.id == op.node_id).with_for_update())).one()
         return op, node
 
     async def _advance(

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -38,7 +38,9 @@ async def resolve_node(
     with_nics: bool = False,
 ) -> Node:
     """A node by name or id. With ``tenant_id``, nodes of other tenants do not exist (404)."""
-    stmt = select(Node).where(Node.id == ref if _looks_like_uuid(ref) else Node.name == ref)
+    stmt = select(Node).where(
+        or_(Node.id == ref, Node.name == ref) if _looks_like_uuid(ref) else Node.name == ref
+    )
     if tenant_id is not None:
         stmt = stmt.where(Node.tenant_id == tenant_id)
     if with_nics:

@@ -68,12 +68,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _no_control_characters(v: str | None) -> str | None:
+    if v is not None and any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("control characters (NUL, newline, ...) are not allowed")
+    return v
+
+
 class BmcSpec(_Strict):
     driver: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     address: str
     port: int | None = Field(None, ge=1, le=65535)
     username: str | None = Field(None, min_length=1, max_length=255)
     password: str | None = Field(None, min_length=1, max_length=1024, repr=False)
+
+    _plain = field_validator("username", "password")(_no_control_characters)
 
     @field_validator("address")
     @classmethod
@@ -115,6 +123,10 @@ class NicSpec(_Strict):
         else:
             if self.guid is None:
                 raise ValueError("an infiniband NIC needs a guid (the port GUID)")
+            if self.mac is not None:
+                raise ValueError(
+                    "an infiniband NIC has no mac (IPoIB addresses are derived from the GUID)"
+                )
             if self.pxe:
                 raise ValueError("pxe boot is set on an ethernet NIC, not an infiniband port")
         if (self.switch is None) != (self.port is None):
@@ -142,6 +154,8 @@ class RackHeader(_Strict):
     rack: str = Field(pattern=NAME_RE)
     height: int = Field(42, ge=1, le=64)
     location: str | None = Field(None, max_length=255)
+
+    _plain = field_validator("location")(_no_control_characters)
 
 
 class RackFile(RackHeader):
@@ -241,6 +255,17 @@ def _yaml_lines(
     if isinstance(node, yaml.MappingNode):
         keys: set[str] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ValidationError(
+                    "rack file has a key that is not a plain word",
+                    [
+                        FieldProblem(
+                            where_of(path),
+                            "mapping keys must be plain words, not lists or mappings",
+                            line=key_node.start_mark.line + 1,
+                        )
+                    ],
+                )
             key = key_node.value
             if key in keys:
                 raise ValidationError(
@@ -283,6 +308,10 @@ def parse_yaml(text: str) -> ParsedFile:
         raise ValidationError(
             "rack file is not valid YAML", [FieldProblem("(file)", message, line=line)]
         ) from exc
+    except RecursionError:
+        raise ValidationError(
+            "rack file is nested too deeply", [FieldProblem("(file)", "nesting too deep")]
+        ) from None
     except yaml.reader.ReaderError as exc:  # a control character: not marked, but has a position
         line = text.count("\n", 0, exc.position) + 1
         raise ValidationError(
@@ -307,6 +336,10 @@ def parse_json(text: str) -> ParsedFile:
         raise ValidationError(
             "rack file is not valid JSON", [FieldProblem("(file)", exc.msg, line=exc.lineno)]
         ) from exc
+    except RecursionError:
+        raise ValidationError(
+            "rack file is nested too deeply", [FieldProblem("(file)", "nesting too deep")]
+        ) from None
     except ValueError as exc:
         raise ValidationError(
             "rack file is not valid JSON", [FieldProblem("(file)", str(exc))]
@@ -334,6 +367,13 @@ _FALSE = {"false", "no", "0", "n", ""}
 def parse_csv(text: str) -> ParsedFile:
     """One row per NIC; a node's columns are given on its first row and may repeat or be blank on
     its later rows."""
+    try:
+        return _parse_csv(text)
+    except csv.Error as exc:
+        raise ValidationError("rack CSV is malformed", [FieldProblem("(file)", str(exc))]) from exc
+
+
+def _parse_csv(text: str) -> ParsedFile:
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
     problems: list[FieldProblem] = []

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from sqlalchemy import func, select
 
 from drivers.registry import BmcRegistry
 from provisiond.api.errors import error_middleware
@@ -24,6 +25,8 @@ from provisiond.config import Settings
 from provisiond.crypto import SecretBox, load_or_create_key
 from provisiond.db import Database
 from provisiond.engine import Engine
+from provisiond.errors import ConfigError
+from provisiond.models import Node
 
 log = logging.getLogger(__name__)
 OPENAPI = web.AppKey("openapi", str)
@@ -34,7 +37,10 @@ async def open_services(settings: Settings) -> Services:
     db = Database(settings.db_url)
     try:
         await db.upgrade()
+        key_existed = bool(settings.secret_key) or settings.key_file.exists()
         box = SecretBox(load_or_create_key(settings.secret_key, settings.key_file))
+        if not key_existed:
+            await _refuse_new_key_over_old_secrets(db, settings)
         registry = BmcRegistry(settings.drivers.bmc)
         gateway = BmcGateway(
             registry,
@@ -47,6 +53,24 @@ async def open_services(settings: Settings) -> Services:
         raise
     auth = Authenticator(db, ttl=settings.api.token_cache_seconds)
     return Services(settings=settings, db=db, box=box, registry=registry, engine=engine, auth=auth)
+
+
+async def _refuse_new_key_over_old_secrets(db: Database, settings: Settings) -> None:
+    """A key file was just created, yet the database already holds encrypted secrets: this
+    daemon has the wrong data directory, or is a second daemon on a shared PostgreSQL without
+    the first one's key. Starting would make every stored BMC password unreadable to it."""
+    async with db.read() as s:
+        stored = await s.scalar(
+            select(func.count()).select_from(Node).where(Node.bmc_password_enc.is_not(None))
+        )
+    if stored:
+        settings.key_file.unlink(missing_ok=True)
+        raise ConfigError(
+            f"the database holds {stored} encrypted BMC password(s) but there was no key file at "
+            f"{settings.key_file}: copy the key file of the daemon that wrote them (or set "
+            "secret_key to it); see docs/runbooks/secret-key.md",
+            key="secret_key_file",
+        )
 
 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:

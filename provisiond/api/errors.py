@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from provisiond.errors import (
     BadRequest,
@@ -107,6 +107,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             kind=exc.reason.lower().replace(" ", "-"),
             instance=request.path,
             headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
+    except IntegrityError as exc:
+        log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig)
+        return problem(
+            409,
+            "conflict",
+            "the change clashes with one made at the same time (a unique name, MAC, GUID or unit);"
+            " read the current state and retry",
+            kind="conflict",
+            instance=request.path,
+        )
+    except DataError as exc:
+        return problem(
+            422,
+            "validation",
+            f"a value cannot be stored: {str(exc.orig).splitlines()[0]}",
+            kind="validation",
+            instance=request.path,
         )
     except DBAPIError as exc:
         # "database is locked" past the busy timeout, or PostgreSQL down: a retry may succeed

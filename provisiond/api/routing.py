@@ -89,6 +89,10 @@ async def _json_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             )
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise BadRequest(
+                "request body is nested too deeply", [FieldProblem("(body)", "nesting too deep")]
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", None)
             raise BadRequest(
@@ -103,6 +107,16 @@ async def _json_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
 def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
+        for where, items in (
+            ("path", request.match_info.items()),
+            ("query", request.query.items()),
+        ):
+            for key, value in items:
+                if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                    raise BadRequest(
+                        "control characters in the request",
+                        [FieldProblem(f"{where}.{key}", "control characters are not allowed")],
+                    )
         principal = None
         if route.roles is not None:
             principal = await services.auth.authenticate(request.headers.get("Authorization"))

@@ -49,7 +49,9 @@ class OperationListQuery(_In):
 class EventListQuery(_In):
     node: str | None = None
     kind: str | None = None
-    after: int | None = Field(None, ge=0, description="return events with id greater than this")
+    after: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="return events with id greater than this"
+    )
     limit: int = Field(200, ge=1, le=5000)
     newest: bool = Field(
         False,

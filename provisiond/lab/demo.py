@@ -81,9 +81,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     data_dir = data_dir.resolve()
-    if data_dir.exists():
+    marker = data_dir / ".provisiond-demo"
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not marker.exists():
+            print(
+                f"demo: {data_dir} is not empty and is not a demo directory; refusing to wipe it",
+                file=sys.stderr,
+            )
+            return 2
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `provisiond lab demo`; wiped by the next demo run\n")
     port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")} | {

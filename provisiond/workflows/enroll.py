@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -24,6 +24,7 @@ from provisiond.models import Event, Nic, Node, Rack, new_id, utcnow
 from provisiond.rackfile import NodeSpec, ParsedFile, RackFile, line_for, validate, where_of
 
 T = TypeVar("T")
+_ENROLL_LOCK_ID = 0x656E726C  # "enrl"
 _CHUNK = 500  # bound parameters per IN (...) stay far below every backend's limit
 
 
@@ -184,6 +185,14 @@ async def _conflicts(
     for owner, unit, height in unit_rows:
         if owner in in_file or unit is None:
             continue
+        if unit + height - 1 > rack.height:
+            add(
+                ("height",),
+                f"rack {rack_name} would have units 1-{rack.height}, but node {owner}, which this "
+                f"file does not mention, sits in unit {unit}",
+                rack.height,
+                owner,
+            )
         for u in range(unit, unit + height):
             if u in units:
                 i = int(units[u])
@@ -224,6 +233,10 @@ async def enroll(
             raise ValidationError(f"rack file has {len(bad)} error(s)", bad)
     result = EnrollResult(rack=rack.rack, dry_run=dry_run)
     async with db.write() as s:
+        if not db.is_sqlite:
+            # one enrollment at a time (SQLite's BEGIN IMMEDIATE already does this): two files
+            # sharing a MAC must give one clear error, not a unique-violation race
+            await s.execute(text(f"SELECT pg_advisory_xact_lock({_ENROLL_LOCK_ID})"))
         problems = await _conflicts(s, rack, parsed, rack.rack)
         if problems:
             problems.sort(key=lambda p: (p.line or 0, p.where))
