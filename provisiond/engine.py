@@ -39,6 +39,7 @@ from provisiond.lifecycle import (
     Action,
     Internal,
     NodeFlags,
+    State,
     check_action,
     next_state,
 )
@@ -321,10 +322,16 @@ class Engine:
                     f"node {node.name} is not waiting for a call-back (state {node.state})",
                     state=node.state,
                 )
+            now = utcnow()
             op.step = str(idx + 1)
-            op.not_before = utcnow()
+            op.not_before = now
             op.lease_owner = None
             op.lease_expires_at = None
+            # what follows the call-back (e.g. powering off after inspection) gets its own time,
+            # not what is left of the wait state's deadline
+            follow_up = self._deadline_for("power", now)
+            if follow_up is not None and (op.deadline is None or op.deadline < follow_up):
+                op.deadline = follow_up
             if data:
                 op.result = {**op.result, "callback": dict(data)}
             events.record(s, "callback", "node called back", node_id=node.id, operation_id=op.id)
@@ -709,6 +716,12 @@ class Engine:
             now = utcnow()
             if node.state in TRANSITIONAL:
                 self._move(s, node, Internal.FAIL.value, op_id=op.id, actor=None, now=now)
+                if node.state == State.CLEAN_FAILED:
+                    # a node that could not be cleaned may still hold a tenant's data or
+                    # network: keep automation away until a person has looked (Ironic does too)
+                    node.maintenance = True
+                    node.maintenance_reason = f"cleaning failed: {message}"
+                    node.fault = "clean failure"
             node.last_error = message
             op.state = "failed"
             op.error = message

@@ -261,3 +261,16 @@ async def test_expired_lease_of_another_daemon_is_taken_over(rack: Api) -> None:
             )
         ).all()
     assert moves == ["verifying -> manageable (done)"]
+
+
+async def test_clean_failure_sets_maintenance_with_a_fault(rack: Api) -> None:
+    assert (await wait_op(rack, (await act(rack, "r01n02", "manage"))["id"]))[
+        "state"
+    ] == "succeeded"
+    fakebmc.set_behaviour("127.0.0.1:7002", auth_fail=True)
+    done = await wait_op(rack, (await act(rack, "r01n02", "provide"))["id"])
+    assert done["state"] == "failed"
+    n = await node(rack, "r01n02")
+    assert n["state"] == "clean-failed"
+    assert n["maintenance"] is True and n["fault"] == "clean failure"
+    assert n["maintenance_reason"].startswith("cleaning failed: ")
