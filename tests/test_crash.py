@@ -11,6 +11,17 @@ from tests.support import fakebmc
 from tests.support.daemon import Daemon, wait_for
 
 
+def op_end(d: Daemon, op_id: str) -> dict[str, Any]:
+    """The operation once it has ended (bounded wait)."""
+
+    def ended() -> dict[str, Any] | None:
+        op = d.call("GET", f"/v1/operations/{op_id}")[1]
+        return op if op["state"] in ("succeeded", "failed") else None
+
+    result: dict[str, Any] = wait_for(ended, 20, f"operation {op_id} to end after restart")
+    return result
+
+
 def history(d: Daemon, node: str) -> list[dict[str, Any]]:
     status, data = d.call("GET", f"/v1/nodes/{node}/events")
     assert status == 200
@@ -31,15 +42,7 @@ def test_kill9_mid_operation_then_restart_resumes(daemon_factory: Any, db_url: s
     d.kill9()
     fakebmc.set_behaviour("127.0.0.1:7001")  # the BMC answers promptly after the crash
     d.start()
-    final = wait_for(
-        lambda: (
-            (o := d.call("GET", f"/v1/operations/{op['id']}")[1])["state"]
-            in ("succeeded", "failed")
-            and o
-        ),
-        20,
-        "the operation to end after restart",
-    )
+    final = op_end(d, op["id"])
     assert final["state"] == "succeeded", final
     _, node = d.call("GET", "/v1/nodes/r01n01")
     assert node["state"] == "manageable"
@@ -63,15 +66,7 @@ def test_kill9_then_restart_after_deadline_fails_cleanly(daemon_factory: Any, db
     d.kill9()
     time.sleep(3.2)  # the verifying deadline passes while no daemon runs
     d.start()
-    final = wait_for(
-        lambda: (
-            (o := d.call("GET", f"/v1/operations/{op['id']}")[1])["state"]
-            in ("succeeded", "failed")
-            and o
-        ),
-        20,
-        "the operation to be failed after restart",
-    )
+    final = op_end(d, op["id"])
     assert final["state"] == "failed"
     assert "deadline passed in state verifying" in final["error"]
     _, node = d.call("GET", "/v1/nodes/r01n01")
