@@ -71,8 +71,8 @@ def _pid_namespace() -> str:
 @dataclass(frozen=True)
 class Owner:
     """Who holds a lease: host, boot, PID namespace and PID, plus a nonce. A lease may be taken
-    over before it expires only when this proves the holder dead: same host and either another
-    boot, or the same boot and PID namespace with the PID gone."""
+    over before it expires only when this proves the holder dead: same host, boot and PID
+    namespace, with the PID gone."""
 
     host: str
     boot: str
@@ -101,13 +101,14 @@ class Owner:
         )
 
     def proves_dead(self, other: Owner) -> bool:
-        """Is ``other`` (a lease holder) certainly gone, seen from this process?"""
-        if other.host != self.host or "?" in (self.boot, other.boot):
+        """Is ``other`` (a lease holder) certainly gone, seen from this process? Only when it
+        ran in this very boot and PID namespace and its PID is gone. Another boot id is no
+        proof: two machines may share a host name (containers with a fixed hostname), so after
+        a reboot the lease is left to expire."""
+        if "?" in (self.boot, other.boot, self.pidns, other.pidns):
             return False
-        if other.boot != self.boot:
-            return True  # the machine rebooted since
-        if other.pidns != self.pidns or "?" in (self.pidns, other.pidns):
-            return False  # another container: its PIDs are not ours to check
+        if (other.host, other.boot, other.pidns) != (self.host, self.boot, self.pidns):
+            return False
         return other.pid != self.pid and not _pid_alive(other.pid)
 
 

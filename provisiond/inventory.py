@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -38,16 +38,20 @@ async def resolve_node(
     with_nics: bool = False,
 ) -> Node:
     """A node by name or id. With ``tenant_id``, nodes of other tenants do not exist (404)."""
-    stmt = select(Node).where(
-        or_(Node.id == ref, Node.name == ref) if _looks_like_uuid(ref) else Node.name == ref
-    )
-    if tenant_id is not None:
-        stmt = stmt.where(Node.tenant_id == tenant_id)
-    if with_nics:
-        stmt = stmt.options(selectinload(Node.nics))
-    if for_update:
-        stmt = stmt.with_for_update()
-    node = (await session.scalars(stmt)).first()
+    # an id first; a name that merely looks like one second
+    keys = (Node.id, Node.name) if _looks_like_uuid(ref) else (Node.name,)
+    node = None
+    for key in keys:
+        stmt = select(Node).where(key == ref)
+        if tenant_id is not None:
+            stmt = stmt.where(Node.tenant_id == tenant_id)
+        if with_nics:
+            stmt = stmt.options(selectinload(Node.nics))
+        if for_update:
+            stmt = stmt.with_for_update()
+        node = (await session.scalars(stmt)).first()
+        if node is not None:
+            break
     if node is None:
         raise NotFound(f"no node {ref!r}", node=ref)
     return node

@@ -25,6 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 from provisiond.errors import FieldProblem, ValidationError
 
 Path_ = tuple[str | int, ...]
+DEFAULT_RACK_HEIGHT = 42
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _MAC_SEPARATED = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
@@ -152,7 +153,8 @@ class NodeSpec(_Strict):
 
 class RackHeader(_Strict):
     rack: str = Field(pattern=NAME_RE)
-    height: int = Field(42, ge=1, le=64)
+    # None: not given. A new rack gets DEFAULT_RACK_HEIGHT; an enrolled rack keeps its own.
+    height: int | None = Field(None, ge=1, le=64)
     location: str | None = Field(None, max_length=255)
 
     _plain = field_validator("location")(_no_control_characters)
@@ -618,7 +620,7 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
             )
         )
     header_ok = isinstance(data.get("rack"), str)
-    height = data.get("height", 42)
+    height = data.get("height")
     problems.extend(
         cross_check(
             data["rack"] if header_ok else "?",

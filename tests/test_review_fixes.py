@@ -18,7 +18,8 @@ from tests.conftest import Api, make_settings, rack_yaml
 
 def test_lease_holder_is_proven_dead_only_on_this_host_and_namespace() -> None:
     me = Owner("h1", "boot1", "ns1", 100, "a")
-    assert me.proves_dead(Owner("h1", "boot0", "ns1", 100, "b"))  # rebooted since
+    # another boot id may be another machine with the same host name: wait for expiry
+    assert not me.proves_dead(Owner("h1", "boot0", "ns1", 100, "b"))
     assert not me.proves_dead(Owner("h2", "boot0", "ns1", 100, "b"))  # another host
     assert not me.proves_dead(Owner("h1", "boot1", "ns2", 999999, "b"))  # another container
     assert me.proves_dead(Owner("h1", "boot1", "ns1", 999999, "b"))  # pid gone
@@ -124,3 +125,22 @@ def test_demo_refuses_to_wipe_a_directory_that_is_not_its_own(tmp_path: Path) ->
     (tmp_path / "precious").write_text("keep me")
     assert run_demo(oneshot=True, data_dir=tmp_path) == 2
     assert (tmp_path / "precious").read_text() == "keep me"
+
+
+async def test_rack_height_and_location_are_kept_unless_the_file_gives_them(api: Api) -> None:
+    tall = "rack: r01\nheight: 48\nlocation: hall B\n" + rack_yaml(n=2).split("\n", 1)[1]
+    assert (await api.enroll(tall)).status == 201
+    # a file without height/location (every CSV) keeps the rack's, and may use unit 45
+    body = rack_yaml(n=2).replace("unit: 2\n", "unit: 45\n")
+    r = await api.enroll(body)
+    assert r.status == 201, await r.json()
+    rack = await (await api.req("GET", "/v1/racks/r01")).json()
+    assert (rack["height"], rack["location"]) == (48, "hall B")
+    # a new rack without a height has 42 units, checked against the inventory
+    r = await api.enroll(
+        rack_yaml(rack="r02", n=1, port0=7100, mac_block=2).replace("unit: 1\n", "unit: 43\n"),
+        rack="r02",
+    )
+    p = await r.json()
+    assert r.status == 422
+    assert p["errors"][0]["field"] == "nodes[0].unit" and "units 1-42" in p["errors"][0]["message"]

@@ -21,7 +21,15 @@ from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import FieldProblem, ProvisionError, ValidationError
 from provisiond.models import Event, Nic, Node, Rack, new_id, utcnow
-from provisiond.rackfile import NodeSpec, ParsedFile, RackFile, line_for, validate, where_of
+from provisiond.rackfile import (
+    DEFAULT_RACK_HEIGHT,
+    NodeSpec,
+    ParsedFile,
+    RackFile,
+    line_for,
+    validate,
+    where_of,
+)
 
 T = TypeVar("T")
 _ENROLL_LOCK_ID = 0x656E726C  # "enrl"
@@ -111,10 +119,11 @@ def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]
 
 
 async def _conflicts(
-    s: AsyncSession, rack: RackFile, parsed: ParsedFile, rack_name: str
+    s: AsyncSession, rack: RackFile, parsed: ParsedFile, rack_name: str, height: int
 ) -> list[FieldProblem]:
     """Checks against the inventory: a name, MAC, GUID or BMC owned by a node outside this file,
-    or a unit taken by a node of this rack that the file does not mention."""
+    a unit taken by a node of this rack that the file does not mention, and (when the file does
+    not give the rack's height) units beyond the enrolled rack's height."""
     problems: list[FieldProblem] = []
     names = [n.name for n in rack.nodes]
     in_file = set(names)
@@ -172,6 +181,16 @@ async def _conflicts(
                     address,
                     rack.nodes[i_bmc].name,
                 )
+    if rack.height is None:  # the file relies on the rack's height: check its units here
+        for i, spec in enumerate(rack.nodes):
+            if spec.unit + spec.height - 1 > height:
+                add(
+                    ("nodes", i, "unit"),
+                    f"unit {spec.unit} does not exist in rack {rack_name}, which has units "
+                    f"1-{height}",
+                    spec.unit,
+                    spec.name,
+                )
     # Units held by nodes of this rack that the file does not mention.
     units: dict[int, str] = {}
     for i, spec in enumerate(rack.nodes):
@@ -182,10 +201,10 @@ async def _conflicts(
         .join(Rack)
         .where(Rack.name == rack_name, Node.unit.is_not(None))
     )
-    for owner, unit, height in unit_rows:
+    for owner, unit, node_height in unit_rows:
         if owner in in_file or unit is None:
             continue
-        if unit + height - 1 > rack.height:
+        if rack.height is not None and unit + node_height - 1 > rack.height:
             add(
                 ("height",),
                 f"rack {rack_name} would have units 1-{rack.height}, but node {owner}, which this "
@@ -193,7 +212,7 @@ async def _conflicts(
                 rack.height,
                 owner,
             )
-        for u in range(unit, unit + height):
+        for u in range(unit, unit + node_height):
             if u in units:
                 i = int(units[u])
                 add(
@@ -237,22 +256,25 @@ async def enroll(
             # one enrollment at a time (SQLite's BEGIN IMMEDIATE already does this): two files
             # sharing a MAC must give one clear error, not a unique-violation race
             await s.execute(text(f"SELECT pg_advisory_xact_lock({_ENROLL_LOCK_ID})"))
-        problems = await _conflicts(s, rack, parsed, rack.rack)
+        db_rack = (await s.scalars(select(Rack).where(Rack.name == rack.rack))).first()
+        height = rack.height or (db_rack.height if db_rack else DEFAULT_RACK_HEIGHT)
+        problems = await _conflicts(s, rack, parsed, rack.rack, height)
         if problems:
             problems.sort(key=lambda p: (p.line or 0, p.where))
             raise ValidationError(
                 f"rack file conflicts with the inventory ({len(problems)} error(s))", problems
             )
-        db_rack = (await s.scalars(select(Rack).where(Rack.name == rack.rack))).first()
         if db_rack is None:
-            db_rack = Rack(name=rack.rack, height=rack.height, location=rack.location)
+            db_rack = Rack(name=rack.rack, height=height, location=rack.location)
             s.add(db_rack)
             await s.flush()
             result.rack_created = True
         else:
+            # only what the file says: a CSV (which has no rack columns) changes neither
             for attr in ("height", "location"):
-                if getattr(db_rack, attr) != getattr(rack, attr):
-                    setattr(db_rack, attr, getattr(rack, attr))
+                wanted = getattr(rack, attr)
+                if wanted is not None and getattr(db_rack, attr) != wanted:
+                    setattr(db_rack, attr, wanted)
                     result.rack_updated.append(attr)
         existing: dict[str, Node] = {}
         for chunk in _chunks([n.name for n in rack.nodes]):
