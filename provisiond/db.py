@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -80,10 +81,14 @@ class Database:
                 url,
                 pool_size=10,
                 max_overflow=20,
-                pool_pre_ping=True,
                 connect_args={"prepare_threshold": None},
             )
             self.read_engine = self.write_engine
+        self._single_read_engine = (
+            self.read_engine
+            if self.dialect == "sqlite"
+            else self.read_engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -101,6 +106,13 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def single_read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads done in ONE statement: on PostgreSQL it runs in autocommit,
+        saving the BEGIN and ROLLBACK round trips (one statement is its own snapshot)."""
+        async with self._single_read_engine.connect() as conn:
+            yield conn
 
     async def upgrade(self, revision: str = "head") -> None:
         async with self.write_engine.begin() as conn:

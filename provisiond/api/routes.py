@@ -211,9 +211,9 @@ async def list_nodes(call: Call) -> web.StreamResponse:
             ],
         )
     after = decode_cursor(q.cursor) if q.cursor else None
-    async with call.services.db.read() as s:
+    async with call.services.db.single_read() as conn:
         items = await node_page(
-            s,
+            conn,
             state=q.state.value if q.state else None,
             rack_id=rack_id,
             tenant_id=tenant_id,
