@@ -118,6 +118,7 @@ class Node(Base):
         Index("ix_nodes_rack_name", "rack_id", "name"),
         Index("ix_nodes_tenant_name", "tenant_id", "name"),
         Index("ix_nodes_maintenance_name", "maintenance", "name"),
+        Index("ix_nodes_bmc", "bmc_address", "bmc_port"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

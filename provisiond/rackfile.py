@@ -626,7 +626,7 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
             data["rack"] if header_ok else "?",
             height if type(height) is int and height >= 1 else None,
             views,
-            parsed.lines,
+            parsed,
         )
     )
     if problems or header is None:
@@ -679,8 +679,10 @@ def cross_check(
     rack: str,
     rack_height: int | None,
     nodes: list[tuple[int, _View]],
-    lines: Mapping[Path_, int],
+    parsed: ParsedFile,
 ) -> list[FieldProblem]:
+    """Checks across nodes. Line numbers are looked up only for problems found: for JSON the
+    line map costs a second parse."""
     problems: list[FieldProblem] = []
     names: dict[str, int] = {}
     units: dict[int, str] = {}
@@ -693,7 +695,11 @@ def cross_check(
         def add(path: Path_, msg: str, value: Any = None, node: _View = node) -> None:
             problems.append(
                 FieldProblem(
-                    where_of(path), msg, line=line_for(lines, path), value=value, row=node.name
+                    where_of(path),
+                    msg,
+                    line=line_for(parsed.lines, path),
+                    value=value,
+                    row=node.name,
                 )
             )
 

@@ -18,6 +18,17 @@ from provisiond.config import Settings, load_settings
 from tests.support.daemon import Daemon, free_port  # noqa: F401 - re-exported
 
 PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "")
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from provisiond.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FAKE_DRIVER = "tests.support.fakebmc:FakeBmc"
 

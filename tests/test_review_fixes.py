@@ -144,3 +144,16 @@ async def test_rack_height_and_location_are_kept_unless_the_file_gives_them(api:
     p = await r.json()
     assert r.status == 422
     assert p["errors"][0]["field"] == "nodes[0].unit" and "units 1-42" in p["errors"][0]["message"]
+
+
+def test_valid_json_rack_file_is_parsed_once() -> None:
+    """The JSON line map costs a second (YAML) parse: it is built only to locate an error."""
+    text = json.dumps(rackfile.parse(rack_yaml(n=40), "yaml").data)
+    parsed = rackfile.parse(text, "json")
+    rackfile.validate(parsed)
+    assert "lines" not in vars(parsed)
+    bad = rackfile.parse(text.replace("52:54:00:01:00:02", "52:54:00:01:00:01"), "json")
+    with pytest.raises(ValidationError) as info:
+        rackfile.validate(bad)
+    assert info.value.problems[0].line is not None
+    assert "lines" in vars(bad)

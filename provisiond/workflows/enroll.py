@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -166,11 +166,18 @@ async def _conflicts(
                         value,
                         rack.nodes[i].name,
                     )
-    addresses = sorted({n.bmc.address for n in rack.nodes})
     want_bmc = {(n.bmc.address, n.bmc.port): i for i, n in enumerate(rack.nodes)}
-    for chunk in _chunks(addresses):
+    # look up exactly the (address, port) pairs of the file: many BMCs may share an address
+    # (a chassis manager, or the lab's 127.0.0.1), and reading all of them made every
+    # enrollment scan the whole inventory
+    with_port = sorted((a, p) for a, p in want_bmc if p is not None)
+    without_port = sorted(a for a, p in want_bmc if p is None)
+    lookups = [
+        Node.bmc_address.in_(chunk) & Node.bmc_port.is_(None) for chunk in _chunks(without_port)
+    ] + [tuple_(Node.bmc_address, Node.bmc_port).in_(chunk) for chunk in _chunks(with_port)]
+    for condition in lookups:
         bmc_rows = await s.execute(
-            select(Node.bmc_address, Node.bmc_port, Node.name).where(Node.bmc_address.in_(chunk))
+            select(Node.bmc_address, Node.bmc_port, Node.name).where(condition)
         )
         for address, port, owner in bmc_rows:
             i_bmc = want_bmc.get((address, port))
