@@ -342,9 +342,6 @@ class Engine:
 
     # ---------------------------------------------------------------- the loop
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
         """Claim and run due operations until stop(); meant to be one background task."""
         self.running = True
