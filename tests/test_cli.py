@@ -40,30 +40,11 @@ def daemon(daemon_factory: Any, tmp_path: Path) -> Daemon:
 
 
 def test_token_create_prints_only_the_token(daemon: Daemon) -> None:
-    res = cli(
-        daemon,
-        "token",
-        "create",
-        "--role",
-        "operator",
-        "--name",
-        "ops2",
-        "--config",
-        str(daemon.config),
-    )
+    create = ("token", "create", "--role", "operator", "--name", "ops2")
+    res = cli(daemon, *create, "--config", str(daemon.config))
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("\n") == 1 and res.stdout.startswith("pvd_")
-    dup = cli(
-        daemon,
-        "token",
-        "create",
-        "--role",
-        "operator",
-        "--name",
-        "ops2",
-        "--config",
-        str(daemon.config),
-    )
+    dup = cli(daemon, *create, "--config", str(daemon.config))  # the same name again
     assert dup.returncode == 1 and "already exists" in dup.stderr
     bad = cli(
         daemon, "token", "create", "--role", "tenant", "--name", "t", "--config", str(daemon.config)
