@@ -24,6 +24,7 @@ typecheck: venv
 
 # PostgreSQL: use PROVISIOND_TEST_PG_URL if set, else install/start Debian's server (root).
 test: venv lint typecheck
+	@bash .ci/syspkgs.sh
 	@pg_url="$${PROVISIOND_TEST_PG_URL:-$$(bash .ci/postgres.sh)}"; \
 	  if [ -z "$$pg_url" ]; then echo "make test: no PostgreSQL; its tests will skip (fail under CI)"; fi; \
 	  PROVISIOND_TEST_PG_URL="$$pg_url" $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -32,6 +33,7 @@ unit: venv
 	$(BIN)/python -m pytest -q -m "not postgres" $(PYTEST_ARGS)
 
 bench: venv
+	@bash .ci/syspkgs.sh
 	@pg_url="$${PROVISIOND_TEST_PG_URL:-$$(bash .ci/postgres.sh)}"; \
 	  PROVISIOND_TEST_PG_URL="$$pg_url" $(BIN)/python bench/enroll_list.py
 

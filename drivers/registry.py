@@ -9,6 +9,7 @@ import importlib
 import re
 from collections.abc import Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from drivers.bmc.base import BmcDriver
 from provisiond.errors import ConfigError
@@ -32,7 +33,12 @@ def _load(target: str, where: str) -> type[BmcDriver]:
 
 
 class BmcRegistry:
-    def __init__(self, extra: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        extra: Mapping[str, str] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._options = dict(options or {})
         self._classes: dict[str, type[BmcDriver]] = {}
         self._instances: dict[str, BmcDriver] = {}
         for ep in entry_points(group=BMC_GROUP):
@@ -53,7 +59,7 @@ class BmcRegistry:
             cls = self._classes.get(name)
             if cls is None:
                 return None
-            self._instances[name] = cls()
+            self._instances[name] = cls(self._options.get(name))
         return self._instances[name]
 
     async def close(self) -> None:

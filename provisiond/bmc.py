@@ -1,9 +1,11 @@
 """The gateway every BMC call goes through: driver lookup, a global limit, one call at a time per
-BMC, and a hard deadline. A dead BMC costs its own node a timeout and nobody else anything."""
+BMC, the driver's minimum interval between two commands to one BMC, and a hard deadline. A dead
+BMC costs its own node a timeout and nobody else anything."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -20,6 +22,8 @@ class BmcGateway:
         self.timeout = timeout
         self._limit = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
+        # per BMC: monotonic time the last command to it ended
+        self._last: dict[str, float] = {}
 
     def _driver(self, target: BmcTarget) -> BmcDriver:
         drv = self.registry.get(target.driver)
@@ -33,19 +37,32 @@ class BmcGateway:
         return drv
 
     async def call(
-        self, target: BmcTarget, what: str, fn: Callable[[BmcDriver], Awaitable[T]]
+        self,
+        target: BmcTarget,
+        what: str,
+        fn: Callable[[BmcDriver], Awaitable[T]],
+        *,
+        timeout: float | None = None,
     ) -> T:
         drv = self._driver(target)
-        lock = self._locks.setdefault(target.key, asyncio.Lock())
+        seconds = self.timeout if timeout is None else timeout
+        key = target.key
+        lock = self._locks.setdefault(key, asyncio.Lock())
         # queue on the BMC first: a caller waiting for its BMC must not hold a global slot
-        async with lock, self._limit:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    return await fn(drv)
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"BMC {target.key} ({target.driver}) {what}: no answer within {self.timeout:g}s"
-                ) from None
+        async with lock:
+            gap = drv.min_interval - (time.monotonic() - self._last.get(key, -1e9))
+            if gap > 0:
+                await asyncio.sleep(gap)
+            async with self._limit:
+                try:
+                    async with asyncio.timeout(seconds):
+                        return await fn(drv)
+                except TimeoutError:
+                    raise DeadlineExceeded(
+                        f"BMC {key} ({target.driver}) {what}: no answer within {seconds:g}s"
+                    ) from None
+                finally:
+                    self._last[key] = time.monotonic()
 
     async def close(self) -> None:
         await self.registry.close()

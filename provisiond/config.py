@@ -89,9 +89,44 @@ class EngineSettings(_Section):
         return {**DEFAULT_DEADLINES, **v}
 
 
+class IpmiSettings(_Section):
+    """[drivers.ipmi]: pyghmi in supervised worker processes (docs/operator-guide.md#ipmi)."""
+
+    # worker processes; BMCs are sharded across them by address, so a library hang costs one shard
+    workers: int = Field(4, ge=1, le=64)
+    # concurrent calls inside one worker (threads); sessions are kept and reused
+    threads_per_worker: int = Field(64, ge=1, le=1024)
+    # a call still running this long after its deadline means the library is stuck: the worker
+    # is killed and replaced
+    stall_grace: float = Field(2.0, gt=0)
+    # pause between two commands to one BMC (many BMCs fall over under bursts)
+    min_interval: float = Field(1.0, ge=0, le=60)
+    # pyghmi's own timeout for one command (it retries UDP inside it)
+    command_timeout: float = Field(8.0, gt=0, le=120)
+    # poll interval while waiting for a power change to show
+    power_poll: float = Field(1.0, gt=0, le=30)
+
+
+class RedfishSettings(_Section):
+    """[drivers.redfish]: aiohttp client (docs/operator-guide.md#redfish)."""
+
+    verify_tls: bool = True
+    ca_file: str = ""
+    request_timeout: float = Field(15.0, gt=0, le=300)
+    min_interval: float = Field(0.0, ge=0, le=60)
+    power_poll: float = Field(1.0, gt=0, le=30)
+    connections: int = Field(64, ge=1, le=10000)
+
+
 class DriverSettings(_Section):
     # Extra drivers by name -> "module:Class"; entry points provide the installed ones.
     bmc: dict[str, str] = Field(default_factory=dict)
+    ipmi: IpmiSettings = Field(default_factory=IpmiSettings)
+    redfish: RedfishSettings = Field(default_factory=RedfishSettings)
+
+    def options(self) -> dict[str, dict[str, Any]]:
+        """Per-driver option sections, by driver name, for the registry."""
+        return {"ipmi": self.ipmi.model_dump(), "redfish": self.redfish.model_dump()}
 
     @field_validator("bmc")
     @classmethod

@@ -572,6 +572,7 @@ class Engine:
                     port=node.bmc_port,
                     username=node.bmc_username,
                     password=password,
+                    system_id=node.bmc_system_id,
                 ),
                 boot_mode=node.boot_mode,
             )

@@ -101,6 +101,7 @@ def node_dict(
             "address": node.bmc_address,
             "port": node.bmc_port,
             "username": node.bmc_username,
+            "system_id": node.bmc_system_id,
             "password_set": node.bmc_password_enc is not None,
         },
         "updated_at": _iso(node.updated_at),
@@ -195,6 +196,7 @@ _LIST_COLUMNS = (
     "bmc_address",
     "bmc_port",
     "bmc_username",
+    "bmc_system_id",
     "bmc_password_enc",
     "updated_at",
 )

@@ -136,6 +136,8 @@ class Node(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     power_state: Mapped[str32] = mapped_column(default="unknown")
     power_checked_at: Mapped[dt.datetime | None]
+    # consecutive failures of the power reconciliation loop (provisiond.powersync)
+    power_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     boot_mode: Mapped[str32] = mapped_column(default="uefi")
     arch: Mapped[str32] = mapped_column(default="x86_64")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
@@ -143,6 +145,8 @@ class Node(Base):
     bmc_driver: Mapped[str32]
     bmc_address: Mapped[str255]
     bmc_port: Mapped[int | None]
+    # Redfish: which ComputerSystem behind the service (None: the only one)
+    bmc_system_id: Mapped[str255 | None]
     bmc_username: Mapped[str255 | None]
     # Fernet token; never leaves the daemon (write-only in the API).
     bmc_password_enc: Mapped[str | None] = mapped_column(Text)

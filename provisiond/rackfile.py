@@ -30,6 +30,10 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 _MAC_SEPARATED = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
 _GUID = re.compile(r"^(0x)?[0-9a-fA-F]{16}$")
+_URL = re.compile(
+    r"^(?P<scheme>[Hh][Tt][Tt][Pp][Ss]?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+)"
+    r"(?::(?P<port>[0-9]{1,5}))?/?$"
+)
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -77,23 +81,46 @@ def _no_control_characters(v: str | None) -> str | None:
 
 class BmcSpec(_Strict):
     driver: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    address: str
+    # IP address or host name; for Redfish also a URL (http[s]://host[:port]), see docs
+    address: str = Field(max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
     username: str | None = Field(None, min_length=1, max_length=255)
     password: str | None = Field(None, min_length=1, max_length=1024, repr=False)
+    # Redfish: the ComputerSystem id behind the service (omit when it fronts one system)
+    system_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 
     _plain = field_validator("username", "password")(_no_control_characters)
 
     @field_validator("address")
     @classmethod
     def _address(cls, v: str) -> str:
+        url = _URL.match(v)
+        host = url.group("host") if url else v
         try:
-            return str(ipaddress.ip_address(v))
+            norm = str(ipaddress.ip_address(host.strip("[]")))
         except ValueError:
-            pass
-        if not _HOSTNAME.match(v):
-            raise ValueError("not an IP address or host name")
-        return v.lower()
+            if not _HOSTNAME.match(host):
+                raise ValueError("not an IP address, host name or http(s) URL") from None
+            norm = host.lower()
+        if url is None:
+            return norm
+        if ":" in norm:
+            norm = f"[{norm}]"
+        port = url.group("port")
+        return f"{url.group('scheme').lower()}://{norm}" + (f":{int(port)}" if port else "")
+
+    @model_validator(mode="after")
+    def _per_driver(self) -> BmcSpec:
+        is_url = "://" in self.address
+        if is_url and self.driver != "redfish":
+            raise ValueError(
+                f"address: a URL is only meaningful for the redfish driver, not {self.driver!r}"
+            )
+        if is_url and self.port is not None:
+            raise ValueError("port: give the port inside the URL, not both")
+        if self.system_id is not None and self.driver != "redfish":
+            raise ValueError(f"system_id: only the redfish driver has systems, not {self.driver!r}")
+        return self
 
 
 class NicSpec(_Strict):
@@ -357,11 +384,19 @@ CSV_NODE_COLUMNS = (
     "bmc_port",
     "bmc_username",
     "bmc_password",
+    "bmc_system_id",
     "boot_mode",
     "arch",
 )
 CSV_NIC_COLUMNS = ("nic_kind", "mac", "guid", "pxe", "switch", "port")
-CSV_COLUMNS = ("rack", "name", *CSV_NODE_COLUMNS, *CSV_NIC_COLUMNS)
+# bmc_system_id came later; it is listed last so the documented column order stays stable
+CSV_COLUMNS = (
+    "rack",
+    "name",
+    *(c for c in CSV_NODE_COLUMNS if c != "bmc_system_id"),
+    *CSV_NIC_COLUMNS,
+    "bmc_system_id",
+)
 _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n", ""}
 

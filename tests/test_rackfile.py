@@ -433,7 +433,7 @@ def test_bad_bmc_address():
     p = one(edit(BASE, "address: 10.0.0.1", "address: bmc_01!"))
     assert p.where == "nodes[0].bmc.address"
     assert p.line == 6
-    assert p.message == "not an IP address or host name"
+    assert p.message == "not an IP address, host name or http(s) URL"
     assert p.value == "bmc_01!"
 
 

@@ -41,7 +41,7 @@ async def open_services(settings: Settings) -> Services:
         box = SecretBox(load_or_create_key(settings.secret_key, settings.key_file))
         if not key_existed:
             await _refuse_new_key_over_old_secrets(db, settings)
-        registry = BmcRegistry(settings.drivers.bmc)
+        registry = BmcRegistry(settings.drivers.bmc, settings.drivers.options())
         gateway = BmcGateway(
             registry,
             timeout=settings.engine.bmc_call_timeout,

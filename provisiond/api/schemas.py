@@ -92,6 +92,7 @@ class BmcOut(_Out):
     address: str
     port: int | None
     username: str | None
+    system_id: str | None = Field(None, description="Redfish ComputerSystem id")
     password_set: bool = Field(description="passwords are write-only")
 
 

@@ -103,6 +103,7 @@ def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]
         ("bmc.address", node.bmc_address, spec.bmc.address),
         ("bmc.port", node.bmc_port, spec.bmc.port),
         ("bmc.username", node.bmc_username, spec.bmc.username),
+        ("bmc.system_id", node.bmc_system_id, spec.bmc.system_id),
     )
     for name, have, want in pairs:
         if have != want:
@@ -368,6 +369,8 @@ def _node_row(
         "bmc_address": spec.bmc.address,
         "bmc_port": spec.bmc.port,
         "bmc_username": spec.bmc.username,
+        "bmc_system_id": spec.bmc.system_id,
+        "power_failures": 0,
         "bmc_password_enc": box.encrypt(spec.bmc.password) if spec.bmc.password else None,
         "state_entered_at": now,
         "created_at": now,
@@ -407,5 +410,6 @@ def _apply(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox, changes: li
     node.bmc_address = spec.bmc.address
     node.bmc_port = spec.bmc.port
     node.bmc_username = spec.bmc.username
+    node.bmc_system_id = spec.bmc.system_id
     if "bmc.password" in changes:
         node.bmc_password_enc = box.encrypt(spec.bmc.password) if spec.bmc.password else None

@@ -21,6 +21,7 @@ from drivers.bmc.base import (
     BmcIdentity,
     BmcTarget,
     BootDevice,
+    BootSetting,
     PowerAction,
     PowerState,
 )
@@ -47,7 +48,6 @@ def calls() -> list[str]:
 
 class FakeBmc(BmcDriver):
     name = "fake"
-    capabilities = frozenset({"boot-device", "identity"})
 
     def _behaviour(self, target: BmcTarget) -> dict[str, Any]:
         path = state_dir() / "behaviour.json"
@@ -99,7 +99,7 @@ class FakeBmc(BmcDriver):
         forced = self._behaviour(target).get("power")
         return PowerState(forced or state["power"])
 
-    async def set_power(self, target: BmcTarget, *, action: PowerAction) -> None:
+    async def set_power(self, target: BmcTarget, *, action: PowerAction, wait: float = 0) -> None:
         state = await self._enter(target, "set_power", action.value)
         state["power"] = "off" if action in (PowerAction.OFF, PowerAction.SOFT_OFF) else "on"
         self._save(target, state)
@@ -110,3 +110,7 @@ class FakeBmc(BmcDriver):
         state = await self._enter(target, "set_boot_device", device.value)
         state["boot"] = device.value
         self._save(target, state)
+
+    async def get_boot_device(self, target: BmcTarget) -> BootSetting:
+        state = await self._enter(target, "get_boot_device")
+        return BootSetting(device=BootDevice(state["boot"] or "none"), persistent=False, uefi=True)
