@@ -485,6 +485,20 @@ def cmd_op_wait(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o["state"] == "succeeded" for o in final) else EXIT_ERROR
 
 
+def cmd_lab_bmc(args: argparse.Namespace) -> int:
+    from provisiond.lab.bmc import run as run_lab_bmc
+
+    return run_lab_bmc(
+        count=args.count,
+        base_port=args.base_port,
+        address=args.address,
+        username=args.username,
+        password=args.password,
+        control=Path(args.control) if args.control else None,
+        faults=list(args.fault or ()),
+    )
+
+
 def cmd_lab_demo(args: argparse.Namespace) -> int:
     from provisiond.lab.demo import run_demo
 
@@ -588,6 +602,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
     demo.add_argument("--oneshot", action="store_true", help="exit after the story")
     demo.set_defaults(fn=cmd_lab_demo)
+    lbmc = lab.add_parser(
+        "bmc",
+        help="serve virtual IPMI BMCs on 127.0.0.1:P..P+N-1 until killed",
+        description="Virtual IPMI 2.0 BMCs (RMCP+, cipher suites 17 and 3) with power, boot "
+        "flags, device id, FRU and fault injection; see docs/lab.md.",
+    )
+    lbmc.add_argument("--count", type=int, default=8, help="number of BMCs (1-1000)")
+    lbmc.add_argument("--base-port", type=int, default=6230, help="UDP port of the first BMC")
+    lbmc.add_argument("--address", default="127.0.0.1")
+    lbmc.add_argument("--username", default="admin")
+    lbmc.add_argument("--password", default="password")
+    lbmc.add_argument(
+        "--control", help="JSON file of faults per port, re-read when it changes (docs/lab.md)"
+    )
+    lbmc.add_argument(
+        "--fault",
+        action="append",
+        metavar="PORT=FAULT[:VALUE]",
+        help="hung | slow:SECONDS | drop:PERCENT | wrong-password | flap:SECONDS | "
+        "firmware:X.YY; PORT may be '*'; repeatable",
+    )
+    lbmc.set_defaults(fn=cmd_lab_bmc)
     return p
 
 
