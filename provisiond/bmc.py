@@ -42,7 +42,7 @@ class BmcGateway:
         what: str,
         fn: Callable[[BmcDriver], Awaitable[T]],
         *,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - overrides the deadline applied below
     ) -> T:
         drv = self._driver(target)
         seconds = self.timeout if timeout is None else timeout

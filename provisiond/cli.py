@@ -297,10 +297,7 @@ def cmd_node_list(args: argparse.Namespace) -> int:
             n["unit"],
             n["state"],
             n["power_state"],
-            n["bmc"]["driver"]
-            + "://"
-            + n["bmc"]["address"]
-            + (f":{n['bmc']['port']}" if n["bmc"]["port"] else ""),
+            _bmc_label(n["bmc"]),
             ",".join(nic.get("mac") or nic.get("guid") for nic in n["nics"]),
             _flags(n),
         )
@@ -310,6 +307,31 @@ def cmd_node_list(args: argparse.Namespace) -> int:
     if cursor and not args.all:
         print(f"(more: --all, or --limit; next cursor {cursor})", file=sys.stderr)
     return EXIT_OK
+
+
+def _bmc_label(bmc: dict[str, Any]) -> str:
+    """ipmi://10.0.0.5:623, or redfish+https://bmc.example/System.Embedded.1"""
+    address = bmc["address"]
+    port = f":{bmc['port']}" if bmc.get("port") else ""
+    system = f"/{bmc['system_id']}" if bmc.get("system_id") else ""
+    if "://" in address:
+        return f"{bmc['driver']}+{address}{system}"
+    return f"{bmc['driver']}://{address}{port}{system}"
+
+
+def _facts_lines(facts: dict[str, Any]) -> list[tuple[str, str]]:
+    """The BMC's and the system's identity, one line each, when verify recorded them."""
+    out = []
+    b = facts.get("bmc") or {}
+    if b:
+        out.append(("bmc identity", f"{b.get('manufacturer')} {b.get('product')} "
+                    f"firmware {b.get('firmware')}"))  # fmt: skip
+    sysf = facts.get("system") or {}
+    if sysf:
+        out.append(("system", " ".join(
+            str(sysf[k]) for k in ("manufacturer", "product", "serial") if sysf.get(k)
+        )))  # fmt: skip
+    return out
 
 
 def cmd_node_show(args: argparse.Namespace) -> int:
@@ -330,9 +352,10 @@ def cmd_node_show(args: argparse.Namespace) -> int:
         ("tenant", node["tenant"] or "-"),
         (
             "bmc",
-            f"{bmc['driver']} {bmc['address']}:{bmc['port'] or 'default'} user {bmc['username']}"
+            f"{_bmc_label(bmc)} user {bmc['username']}"
             f" (password {'set' if bmc['password_set'] else 'not set'})",
         ),
+        *_facts_lines(node.get("facts") or {}),
         ("boot", f"{node['boot_mode']} {node['arch']}"),
         ("allowed actions", ", ".join(node["allowed_actions"])),
     ]

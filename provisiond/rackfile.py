@@ -723,7 +723,7 @@ def cross_check(
     units: dict[int, str] = {}
     macs: dict[str, str] = {}
     guids: dict[str, str] = {}
-    bmcs: dict[tuple[str, int | None], str] = {}
+    bmcs: dict[tuple[str, int | None, str | None], str] = {}
     for i, node in nodes:
         at: Path_ = ("nodes", i)
 
@@ -765,7 +765,8 @@ def cross_check(
                             (*at, "bmc", cred),
                             f"missing: {node.bmc.driver} BMCs need credentials",
                         )
-            bmc_key = (node.bmc.address, node.bmc.port)
+            # one Redfish service may front several systems: the system id is part of the BMC
+            bmc_key = (node.bmc.address, node.bmc.port, node.bmc.system_id)
             if bmc_key in bmcs:
                 add((*at, "bmc", "address"), f"same BMC as node {bmcs[bmc_key]}", node.bmc.address)
             bmcs.setdefault(bmc_key, node.name)

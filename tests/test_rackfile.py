@@ -122,7 +122,8 @@ def test_example_csv_validates_cleanly():
     for i, node in enumerate(rack.nodes, start=1):
         assert node.unit == i
         assert node.bmc.driver == "redfish"
-        assert node.bmc.port == 8000 + i
+        assert (node.bmc.address, node.bmc.port) == ("http://127.0.0.1:8000", None)
+        assert node.bmc.system_id == f"r02n{i:02d}"
         assert (node.bmc.username, node.bmc.password) == ("root", "calvin")
         eth, ib = node.nics
         assert (eth.kind, eth.mac, eth.pxe, eth.switch, eth.port) == (

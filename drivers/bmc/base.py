@@ -80,8 +80,9 @@ class BmcTarget:
 
     @property
     def key(self) -> str:
-        """Identity for per-BMC serialization."""
-        return f"{self.address}:{self.port or 0}"
+        """Identity for per-BMC serialization (and IPMI worker sharding)."""
+        base = f"{self.address}:{self.port or 0}"
+        return f"{base}/{self.system_id}" if self.system_id else base
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""`make demo`: the story of the core, told against a real daemon on SQLite.
+"""`make demo`: the story so far, told against a real daemon on SQLite and lab BMCs.
 
-Starts `provisiond serve` as a child process on a fresh data directory, then drives it only
-through the CLI, as an operator would. Stops the daemon (by its pid) on exit, Ctrl-C included.
+Starts `provisiond lab bmc` (eight virtual IPMI BMCs on 127.0.0.1:6230-6237, the ports
+examples/rack-r01.yaml names; the last one with a changed password) and `provisiond serve` as
+child processes on a fresh data directory, then drives the daemon only through the CLI, as an
+operator would. Stops both (by their pids) on exit, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -64,6 +67,43 @@ def _run(env: dict[str, str], *args: str, show: bool = True, check: bool = True)
     return res.stdout
 
 
+LAB_BASE_PORT = 6230
+LAB_COUNT = 8
+
+
+def _start_lab(data_dir: Path) -> subprocess.Popen[str]:
+    """The lab BMCs of rack r01; r01n08's BMC had its password changed behind our back."""
+    cmd = [
+        sys.executable, "-m", "provisiond.cli", "lab", "bmc",
+        "--count", str(LAB_COUNT), "--base-port", str(LAB_BASE_PORT),
+        "--control", str(data_dir / "lab-faults.json"),
+        "--fault", f"{LAB_BASE_PORT + 7}=wrong-password",
+    ]  # fmt: skip
+    print("$ provisiond lab bmc " + " ".join(cmd[5:]), flush=True)
+    with open(data_dir / "lab.log", "wb") as lab_log:
+        lab = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=lab_log, text=True)
+    assert lab.stdout is not None
+    line = lab.stdout.readline()  # "... ready", or EOF when it could not bind
+    if "ready" not in line:
+        lab.wait(timeout=5)
+        raise RuntimeError(
+            f"lab BMCs did not start: {(data_dir / 'lab.log').read_text().strip() or line}"
+        )
+    print(line.rstrip(), flush=True)
+    return lab
+
+
+def _stop(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     end = time.monotonic() + 60
     while time.monotonic() < end:
@@ -101,15 +141,29 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     # an empty config of its own, so a provisiond.toml in the working directory is not read
     (data_dir / "provisiond.toml").write_text("# demo: defaults only\n")
     env["PROVISIOND_CONFIG"] = str(data_dir / "provisiond.toml")
+    # the lab answers at once: no need for the production pause between two commands to a BMC
+    env["PROVISIOND_DRIVERS__IPMI__MIN_INTERVAL"] = "0.2"
     log = data_dir / "daemon.log"
+    _say("Lab BMCs: virtual IPMI BMCs on loopback (ipmitool can talk to them too)")
+    lab: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        lab = _start_lab(data_dir)
+    except RuntimeError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
     _say(f"Starting provisiond on {url} (SQLite in {data_dir})")
-    with open(log, "wb") as logf:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "provisiond.cli", "serve", "--listen", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "provisiond.cli", "serve", "--listen", f"127.0.0.1:{port}"],
+                env=env,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            )
+    except BaseException:
+        _stop(lab)
+        raise
     try:
         _wait_healthy(url, proc, log)
         print(f"daemon pid {proc.pid} is serving; log: {log}")
@@ -117,7 +171,9 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
             print("readyz:", json.loads(r.read())["checks"])
 
         _say("An admin token (stored hashed; printed once)")
-        token = _run(env, "token", "create", "--role", "admin", "--name", "demo-admin").strip()
+        token = _run(
+            env, "token", "create", "--role", "admin", "--name", "demo-admin", show=False
+        ).strip()
         print(f"$ provisiond token create --role admin --name demo-admin\n{token[:10]}...")
         env["PROVISIOND_TOKEN"] = token
 
@@ -144,6 +200,19 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _say("One node in detail (BMC passwords are write-only)")
         _run(env, "node", "show", "r01n01")
 
+        _say("Manage rack r01: verify each BMC (reachable, credentials, identity, power)")
+        names = [f"r01n{i:02d}" for i in range(1, 9)]
+        _run(env, "node", "manage", *names, "--wait", check=False)
+        print("(r01n08's BMC refuses the password we have: verify-failed, not retried)")
+        _run(env, "node", "list", "--rack", "r01")
+
+        _say("What the BMC told us: identity, firmware and FRU, stored as facts")
+        _run(env, "node", "show", "r01n01")
+
+        _say("Power on through IPMI, waiting until the BMC reports it")
+        _run(env, "node", "power-on", "r01n02", "--wait")
+        _run(env, "node", "list", "--rack", "r01")
+
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
         _run(env, "node", "list", "--maintenance", "true")
@@ -168,10 +237,5 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        _stop(proc)
+        _stop(lab)

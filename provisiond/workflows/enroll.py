@@ -167,7 +167,11 @@ async def _conflicts(
                         value,
                         rack.nodes[i].name,
                     )
-    want_bmc = {(n.bmc.address, n.bmc.port): i for i, n in enumerate(rack.nodes)}
+    # (address, port, Redfish system id): one Redfish service may front several systems
+    want_system = {
+        (n.bmc.address, n.bmc.port, n.bmc.system_id): i for i, n in enumerate(rack.nodes)
+    }
+    want_bmc = {(a, p) for a, p, _ in want_system}
     # look up exactly the (address, port) pairs of the file: many BMCs may share an address
     # (a chassis manager, or the lab's 127.0.0.1), and reading all of them made every
     # enrollment scan the whole inventory
@@ -178,10 +182,10 @@ async def _conflicts(
     ] + [tuple_(Node.bmc_address, Node.bmc_port).in_(chunk) for chunk in _chunks(with_port)]
     for condition in lookups:
         bmc_rows = await s.execute(
-            select(Node.bmc_address, Node.bmc_port, Node.name).where(condition)
+            select(Node.bmc_address, Node.bmc_port, Node.bmc_system_id, Node.name).where(condition)
         )
-        for address, port, owner in bmc_rows:
-            i_bmc = want_bmc.get((address, port))
+        for address, port, system_id, owner in bmc_rows:
+            i_bmc = want_system.get((address, port, system_id))
             if i_bmc is not None and owner not in in_file:
                 add(
                     ("nodes", i_bmc, "bmc", "address"),

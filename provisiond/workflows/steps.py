@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.bmc.base import BmcTarget, BootDevice, PowerAction, PowerState
+from drivers.bmc.base import BmcTarget, BootDevice, PowerAction, PowerState, Unsupported
 from provisiond.bmc import BmcGateway
 from provisiond.errors import BmcError
 from provisiond.lifecycle import Action, Internal
@@ -48,24 +48,42 @@ class Step:
     event: Internal | None = None
 
 
+# How long a power action may take to show in the BMC's power state (some BMCs, and the Redfish
+# emulator, apply it seconds after accepting it). Kept below the gateway's per-call deadline.
+POWER_WAIT = 30.0
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 async def verify_bmc(ctx: StepContext) -> NodeUpdate:
+    """Reachability and credentials (validate), power state, and what the BMC says it is and
+    fronts (identity, FRU/system inventory where offered) as facts."""
     ident = await ctx.bmc.call(ctx.target, "validate", lambda d: d.validate(ctx.target))
     power = await ctx.bmc.call(ctx.target, "get power", lambda d: d.get_power(ctx.target))
-    return NodeUpdate(
-        power_state=power.value,
-        checked_at=_now(),
-        facts={
-            "bmc": {
-                "manufacturer": ident.manufacturer,
-                "product": ident.product,
-                "firmware": ident.firmware,
-            }
-        },
-    )
+    facts: dict[str, Any] = {
+        "bmc": {
+            "manufacturer": ident.manufacturer,
+            "product": ident.product,
+            "firmware": ident.firmware,
+            "manufacturer_id": ident.manufacturer_id,
+            "product_id": ident.product_id,
+        }
+    }
+    try:
+        inv = await ctx.bmc.call(ctx.target, "inventory", lambda d: d.get_inventory(ctx.target))
+    except Unsupported:
+        pass
+    else:
+        facts["system"] = {
+            "manufacturer": inv.manufacturer,
+            "product": inv.product,
+            "serial": inv.serial,
+            "part_number": inv.part_number,
+            **{k: v for k, v in inv.extra.items() if isinstance(v, str)},
+        }
+    return NodeUpdate(power_state=power.value, checked_at=_now(), facts=facts)
 
 
 async def pxe_boot(ctx: StepContext) -> NodeUpdate:
@@ -86,7 +104,9 @@ async def pxe_boot(ctx: StepContext) -> NodeUpdate:
     )
     action = PowerAction.RESET if power is PowerState.ON else PowerAction.ON
     await ctx.bmc.call(
-        ctx.target, f"power {action.value}", lambda d: d.set_power(ctx.target, action=action)
+        ctx.target,
+        f"power {action.value}",
+        lambda d: d.set_power(ctx.target, action=action, wait=POWER_WAIT),
     )
     return NodeUpdate(power_state=PowerState.ON.value, checked_at=_now())
 
@@ -94,7 +114,9 @@ async def pxe_boot(ctx: StepContext) -> NodeUpdate:
 def _power(action: PowerAction, expect: PowerState) -> StepFn:
     async def step(ctx: StepContext) -> NodeUpdate:
         await ctx.bmc.call(
-            ctx.target, f"power {action.value}", lambda d: d.set_power(ctx.target, action=action)
+            ctx.target,
+            f"power {action.value}",
+            lambda d: d.set_power(ctx.target, action=action, wait=POWER_WAIT),
         )
         return NodeUpdate(power_state=expect.value, checked_at=_now())
 
@@ -110,7 +132,9 @@ async def reboot(ctx: StepContext) -> NodeUpdate:
         )
     action = PowerAction.RESET if power is PowerState.ON else PowerAction.ON
     await ctx.bmc.call(
-        ctx.target, f"power {action.value}", lambda d: d.set_power(ctx.target, action=action)
+        ctx.target,
+        f"power {action.value}",
+        lambda d: d.set_power(ctx.target, action=action, wait=POWER_WAIT),
     )
     return NodeUpdate(power_state=PowerState.ON.value, checked_at=_now())
 
