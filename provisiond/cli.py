@@ -345,7 +345,16 @@ def cmd_node_show(args: argparse.Namespace) -> int:
         ("id", node["id"]),
         ("rack / unit", f"{node['rack']} / U{node['unit']}"),
         ("state", node["state"] + (f" -> {node['target_state']}" if node["target_state"] else "")),
-        ("power", f"{node['power_state']} (checked {node['power_checked_at'] or 'never'})"),
+        (
+            "power",
+            f"{node['power_state']} (checked {node['power_checked_at'] or 'never'}"
+            + (
+                f"; last {node['power_failures']} read(s) failed: stale"
+                if node.get("power_failures")
+                else ""
+            )
+            + ")",
+        ),
         ("flags", _flags(node) or "-"),
         ("maintenance reason", node["maintenance_reason"] or "-"),
         ("last error", node["last_error"] or "-"),
@@ -522,6 +531,18 @@ def cmd_lab_bmc(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_lab_redfish(args: argparse.Namespace) -> int:
+    from provisiond.lab.redfish import run as run_lab_redfish
+
+    return run_lab_redfish(
+        port=args.port,
+        systems=[s.strip() for s in args.systems.split(",")],
+        username=args.username,
+        password=args.password,
+        state=args.state,
+    )
+
+
 def cmd_lab_demo(args: argparse.Namespace) -> int:
     from provisiond.lab.demo import run_demo
 
@@ -647,6 +668,16 @@ def build_parser() -> argparse.ArgumentParser:
         "firmware:X.YY; PORT may be '*'; repeatable",
     )
     lbmc.set_defaults(fn=cmd_lab_bmc)
+    lrf = lab.add_parser(
+        "redfish",
+        help="serve a Redfish service (sushy-tools emulator) with fake systems until killed",
+    )
+    lrf.add_argument("--port", type=int, default=8000)
+    lrf.add_argument("--systems", default="r02n01,r02n02,r02n03,r02n04", help="comma-separated")
+    lrf.add_argument("--username", default="root")
+    lrf.add_argument("--password", default="calvin")
+    lrf.add_argument("--state", help="state directory (default: a new temporary one)")
+    lrf.set_defaults(fn=cmd_lab_redfish)
     return p
 
 

@@ -89,6 +89,23 @@ class EngineSettings(_Section):
         return {**DEFAULT_DEADLINES, **v}
 
 
+class PowerSyncSettings(_Section):
+    """[power_sync]: the power reconciliation loop (provisiond.powersync; docs/operator-guide.md
+    #power-sync). It only reads power states; it never issues a power action."""
+
+    enabled: bool = True
+    # seconds between two passes (a pass that overruns is followed by the next at once)
+    interval: float = Field(120.0, gt=0)
+    # BMC calls this loop has in flight at once (the engine's calls are not counted here)
+    concurrency: int = Field(8, ge=1, le=1000)
+    # consecutive failed reads that put a node into maintenance with fault "power failure"
+    failures_before_maintenance: int = Field(3, ge=1, le=1000)
+    # nodes in maintenance with fault "power failure" are probed at most this often
+    recovery_interval: float = Field(600.0, gt=0)
+    # hard limit of one power read
+    call_timeout: float = Field(20.0, gt=0)
+
+
 class IpmiSettings(_Section):
     """[drivers.ipmi]: pyghmi in supervised worker processes (docs/operator-guide.md#ipmi)."""
 
@@ -96,9 +113,9 @@ class IpmiSettings(_Section):
     workers: int = Field(4, ge=1, le=64)
     # concurrent calls inside one worker (threads); sessions are kept and reused
     threads_per_worker: int = Field(64, ge=1, le=1024)
-    # a call still running this long after its deadline means the library is stuck: the worker
-    # is killed and replaced
-    stall_grace: float = Field(2.0, gt=0)
+    # a worker whose pyghmi I/O loop has not turned for this long (or that does not answer a
+    # health probe) is wedged: it is killed and replaced, its calls fail as transient
+    stall_grace: float = Field(5.0, gt=0)
     # pause between two commands to one BMC (many BMCs fall over under bursts)
     min_interval: float = Field(1.0, ge=0, le=60)
     # pyghmi's own timeout for one command (it retries UDP inside it)
@@ -154,6 +171,7 @@ class Settings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     drivers: DriverSettings = Field(default_factory=DriverSettings)
+    power_sync: PowerSyncSettings = Field(default_factory=PowerSyncSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
     @field_validator("listen")

@@ -114,6 +114,7 @@ def node_dict(
                 "boot_mode": node.boot_mode,
                 "arch": node.arch,
                 "power_checked_at": _iso(node.power_checked_at),
+                "power_failures": node.power_failures,
                 "state_entered_at": _iso(node.state_entered_at),
                 "created_at": _iso(node.created_at),
                 "facts": node.facts,

@@ -81,7 +81,7 @@ async def test_hung_bmc_costs_only_its_own_node(fakebmc_dir: object) -> None:
 
 async def test_missing_driver_is_a_clear_permanent_error() -> None:
     gw = BmcGateway(BmcRegistry(), timeout=1, concurrency=1)
-    target = BmcTarget("ipmi", "127.0.0.1", 623, "admin", "x")
-    with pytest.raises(BmcError, match="no BMC driver 'ipmi' is installed") as err:
+    target = BmcTarget("ilo", "127.0.0.1", 623, "admin", "x")
+    with pytest.raises(BmcError, match="no BMC driver 'ilo' is installed") as err:
         await gw.call(target, "get power", lambda d: d.get_power(target))
     assert not err.value.transient

@@ -27,9 +27,11 @@ from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import ConfigError
 from provisiond.models import Node
+from provisiond.powersync import PowerSync
 
 log = logging.getLogger(__name__)
 OPENAPI = web.AppKey("openapi", str)
+POWER_SYNC = web.AppKey("power_sync", PowerSync)
 
 
 async def open_services(settings: Settings) -> Services:
@@ -77,11 +79,18 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     services = await open_services(app[SETTINGS])
     app[SERVICES] = services
     runner = asyncio.create_task(services.engine.run(), name="engine")
+    # power reconciliation (provisiond.powersync): reads power states only, never acts
+    power_sync = PowerSync(
+        services.db, services.settings.power_sync, services.box, services.engine.bmc
+    )
+    app[POWER_SYNC] = power_sync
+    power_sync.start()
     # Everything alive now (SQLAlchemy, alembic, pydantic, routes: ~100k objects) lives as long
     # as the daemon; without this, each full collection walks them all (60-90 ms, the p99 of
     # listing).
     gc.freeze()
     yield
+    await power_sync.stop()
     await services.engine.stop()
     runner.cancel()
     with contextlib.suppress(asyncio.CancelledError):

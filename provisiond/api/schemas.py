@@ -120,6 +120,9 @@ class NodeOut(_Out):
     retired: bool
     last_error: str | None
     power_state: Literal["on", "off", "unknown"]
+    power_failures: int | None = Field(
+        None, description="consecutive failed power-sync reads; > 0 means power_state is stale"
+    )
     tenant: str | None
     bmc: BmcOut
     nics: list[NicOut] = []

@@ -93,6 +93,30 @@ def _start_lab(data_dir: Path) -> subprocess.Popen[str]:
     return lab
 
 
+REDFISH_PORT = 8000  # examples/rack-r02.csv
+
+
+def _start_redfish(data_dir: Path) -> subprocess.Popen[bytes] | None:
+    """The Redfish service of rack r02 (sushy-tools emulator), or None when it is not installed."""
+    cmd = [sys.executable, "-m", "provisiond.cli", "lab", "redfish", "--port", str(REDFISH_PORT),
+           "--state", str(data_dir / "redfish")]  # fmt: skip
+    print("$ provisiond lab redfish " + " ".join(cmd[5:]), flush=True)
+    with open(data_dir / "redfish.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    end = time.monotonic() + 20
+    while time.monotonic() < end and proc.poll() is None:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"http://127.0.0.1:{REDFISH_PORT}/redfish/v1/", timeout=1),
+        ):
+            print(f"lab redfish: 4 systems at http://127.0.0.1:{REDFISH_PORT}/redfish/v1")
+            return proc
+        time.sleep(0.2)
+    _stop(proc)
+    print(f"(no lab Redfish service: {(data_dir / 'redfish.log').read_text()[-400:].strip()})")
+    return None
+
+
 def _stop(proc: subprocess.Popen[Any] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -146,12 +170,14 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     log = data_dir / "daemon.log"
     _say("Lab BMCs: virtual IPMI BMCs on loopback (ipmitool can talk to them too)")
     lab: subprocess.Popen[str] | None = None
+    redfish: subprocess.Popen[bytes] | None = None
     proc: subprocess.Popen[bytes] | None = None
     try:
         lab = _start_lab(data_dir)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
+    redfish = _start_redfish(data_dir)
     _say(f"Starting provisiond on {url} (SQLite in {data_dir})")
     try:
         with open(log, "wb") as logf:
@@ -163,6 +189,7 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
             )
     except BaseException:
         _stop(lab)
+        _stop(redfish)
         raise
     try:
         _wait_healthy(url, proc, log)
@@ -213,6 +240,13 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _run(env, "node", "power-on", "r01n02", "--wait")
         _run(env, "node", "list", "--rack", "r01")
 
+        if redfish is not None:
+            _say("Manage rack r02: Redfish systems behind one service, picked by system id")
+            _run(env, "node", "manage", "r02n01", "r02n02", "r02n03", "r02n04", "--wait")
+            print("(the emulator applies power changes 0-11 s after accepting them; we wait)")
+            _run(env, "node", "power-on", "r02n01", "--wait")
+            _run(env, "node", "list", "--rack", "r02")
+
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
         _run(env, "node", "list", "--maintenance", "true")
@@ -239,3 +273,4 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     finally:
         _stop(proc)
         _stop(lab)
+        _stop(redfish)
