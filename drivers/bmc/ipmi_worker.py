@@ -22,6 +22,8 @@ from typing import Any
 
 TEST_HOOKS_ENV = "PROVISIOND_IPMI_TEST_HOOKS"
 
+# a session nobody used for this long is logged out: BMCs have few session slots (often 4-16)
+SESSION_IDLE_SECONDS = 600.0
 # IPMI completion codes worth a retry (IPMI 2.0 table 5-2)
 _TRANSIENT_CODES = {0xC0: "node busy", 0xC3: "timeout", 0xFF: "unspecified error"}
 _BOOT_DEVICES = {"none": 0x0, "pxe": 0x1, "disk": 0x2, "bios": 0x6}
@@ -56,6 +58,7 @@ class Worker:
         self.send_lock = threading.Lock()
         self.cache_lock = threading.Lock()
         self.sessions: dict[tuple[str, int, str, str], Any] = {}
+        self.used: dict[tuple[str, int, str, str], float] = {}
         self.hooks = os.environ.get(TEST_HOOKS_ENV) == "1"
         self.io_beat = time.monotonic()  # last turn of pyghmi's I/O loop seen by the pump
 
@@ -72,6 +75,7 @@ class Worker:
             except (EOFError, OSError):
                 return
             if msg is None:
+                self._logout_all()
                 return
             if msg[1] == "health":  # answered here, never queued behind BMC calls
                 self.reply((msg[0], "ok", time.monotonic() - self.io_beat))
@@ -79,7 +83,9 @@ class Worker:
             self.pool.submit(self._handle, msg)
 
     def _pump(self) -> None:
-        """Let pyghmi send its keepalives (about every 30 s per session) and expire retries."""
+        """Let pyghmi send its keepalives (about every 30 s per session) and expire retries;
+        log out of sessions idle for SESSION_IDLE_SECONDS."""
+        next_sweep = time.monotonic() + 30
         while True:
             try:
                 # returns within ~1 s unless pyghmi's I/O thread is wedged: that is the signal
@@ -87,7 +93,37 @@ class Worker:
             except Exception:  # a keepalive failure marks that session broken
                 time.sleep(0.1)
             self.io_beat = time.monotonic()
+            if self.io_beat >= next_sweep:
+                next_sweep = self.io_beat + 30
+                with self.cache_lock:
+                    idle = [
+                        k for k, t in self.used.items() if self.io_beat - t > SESSION_IDLE_SECONDS
+                    ]
+                for key in idle:
+                    self.pool.submit(self._logout, key)
             time.sleep(0.05)
+
+    def _logout(self, key: tuple[str, int, str, str]) -> None:
+        with self.cache_lock:
+            cmd = self.sessions.pop(key, None)
+            self.used.pop(key, None)
+        if cmd is not None:
+            with contextlib.suppress(Exception):
+                cmd.ipmi_session.logout()
+
+    def _logout_all(self) -> None:
+        """At shutdown: free the BMCs' session slots, bounded to 2 s in all."""
+        with self.cache_lock:
+            keys = list(self.sessions)
+        done = threading.Event()
+
+        def run() -> None:
+            for key in keys:
+                self._logout(key)
+            done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        done.wait(2.0)
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         req_id, op, target, args = msg
@@ -145,6 +181,7 @@ class Worker:
         key = (t["address"], int(t["port"]), t.get("username") or "", t.get("password") or "")
         with self.cache_lock:
             cmd = self.sessions.get(key)
+            self.used[key] = time.monotonic()
         if cmd is not None and not getattr(cmd.ipmi_session, "broken", False):
             return cmd, True
         try:
@@ -164,12 +201,9 @@ class Worker:
         return cmd, False
 
     def _drop(self, t: dict[str, Any]) -> None:
-        key = (t["address"], int(t["port"]), t.get("username") or "", t.get("password") or "")
-        with self.cache_lock:
-            cmd = self.sessions.pop(key, None)
-        if cmd is not None:
-            with contextlib.suppress(Exception):
-                cmd.ipmi_session.logout()
+        self._logout(
+            (t["address"], int(t["port"]), t.get("username") or "", t.get("password") or "")
+        )
 
     def raw(self, t: dict[str, Any], netfn: int, command: int, data: bytes, what: str) -> bytes:
         """One IPMI command; a cached session that went stale gets one fresh login."""
