@@ -70,7 +70,9 @@ class EngineSettings(_Section):
     retry_backoff_seconds: float = Field(2.0, ge=0)
     retry_backoff_max_seconds: float = Field(60.0, ge=0)
     bmc_call_timeout: float = Field(60.0, gt=0)
-    bmc_concurrency: int = Field(32, ge=1, le=10000)
+    # a call to a hung BMC holds its slot until its deadline: keep this well above the number of
+    # BMCs that may hang at once
+    bmc_concurrency: int = Field(128, ge=1, le=10000)
     deadlines: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_DEADLINES))
 
     @field_validator("deadlines")

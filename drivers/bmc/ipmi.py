@@ -179,6 +179,8 @@ class WorkerPool:
         w.dead = True
         with contextlib.suppress(OSError, ValueError):
             w.proc.kill()
+        # reap it (no zombie), off the loop: a SIGKILLed process exits at once
+        threading.Thread(target=w.proc.wait, name=f"ipmi-reap-{w.index}", daemon=True).start()
         with contextlib.suppress(OSError):
             w.conn.close()
         for p in w.pending.values():
@@ -252,7 +254,7 @@ class WorkerPool:
             "password": target.password,
         }
         try:
-            w.conn.send((req_id, op, t, args))
+            w.conn.send((req_id, op, t, {**args, "_budget": seconds}))
         except (OSError, ValueError) as exc:
             w.pending.pop(req_id, None)
             self._lost(w, f"pipe broke ({exc})")
@@ -260,6 +262,11 @@ class WorkerPool:
         try:
             async with asyncio.timeout(seconds):
                 return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # the caller went away (the gateway's deadline, shutdown): nobody reads the answer
+            fut.add_done_callback(_consume)
+            w.pending.pop(req_id, None)
+            raise
         except TimeoutError:
             # a late answer (or the worker's loss) completes the future with nobody listening
             fut.add_done_callback(_consume)

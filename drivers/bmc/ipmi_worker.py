@@ -59,6 +59,13 @@ class Worker:
         self.cache_lock = threading.Lock()
         self.sessions: dict[tuple[str, int, str, str], Any] = {}
         self.used: dict[tuple[str, int, str, str], float] = {}
+        # One call at a time per BMC inside pyghmi. A caller that gave up at its deadline leaves
+        # its call running here (pyghmi cannot be interrupted): a later call to that BMC is
+        # refused at once instead of stacking threads on a hung BMC; a call to a BMC whose
+        # current call is still within its budget waits for it (bounded by its own budget).
+        self.bmc_locks: dict[tuple[str, int], threading.Lock] = {}
+        self.busy_until: dict[tuple[str, int], float] = {}
+        self.busy_lock = threading.Lock()
         self.hooks = os.environ.get(TEST_HOOKS_ENV) == "1"
         self.io_beat = time.monotonic()  # last turn of pyghmi's I/O loop seen by the pump
 
@@ -127,6 +134,32 @@ class Worker:
 
     def _handle(self, msg: tuple[Any, ...]) -> None:
         req_id, op, target, args = msg
+        bmc = (str(target.get("address")), int(target.get("port") or 0))
+        budget = float(args.pop("_budget", 60.0))
+        now = time.monotonic()
+        with self.busy_lock:
+            lock = self.bmc_locks.setdefault(bmc, threading.Lock())
+            abandoned = self.busy_until.get(bmc, now) < now
+        if op == "stall":
+            self._run(req_id, op, target, args)
+            return
+        if abandoned or not lock.acquire(timeout=budget):
+            self.reply(
+                (req_id, "err", "bmc",
+                 f"BMC {bmc[0]}:{bmc[1]}: an earlier call is still waiting for this BMC inside "
+                 "the IPMI library (it does not answer); not queuing another", True)
+            )  # fmt: skip
+            return
+        try:
+            with self.busy_lock:
+                self.busy_until[bmc] = time.monotonic() + budget
+            self._run(req_id, op, target, args)
+        finally:
+            with self.busy_lock:
+                self.busy_until.pop(bmc, None)
+            lock.release()
+
+    def _run(self, req_id: int, op: str, target: dict[str, Any], args: dict[str, Any]) -> None:
         try:
             fn: Callable[[dict[str, Any], dict[str, Any]], Any] = getattr(self, f"op_{op}")
             value = fn(target, args)

@@ -18,6 +18,15 @@ Each fix names the defect it removes; tests/test_pyghmi_fixes.py fails on unpatc
    silently dropped (the client waited for its timeout). Fixed: RAKP 2 answers 0x0D (unauthorized
    name) and RAKP 4 answers 0x0F (invalid integrity check value), as real BMCs do.
 
+5. Client: ``Session.awaitresponse`` queued its wake-up with the I/O thread *after* the answer
+   could already have been read into the session's queue; the wake-up then waited for a packet
+   that had come, and the call sat until pyghmi's retry timer (0.5-1 s) although its answer was
+   there. Fixed: register the wake-up first, then skip the wait when an answer is already queued.
+6. Client: ``Session.send_payload`` transmitted (and took WAITING_SESSIONS) while holding
+   KEEPALIVE_SESSIONS, while ``awaitresponse``/``wait_for_rsp`` take the two locks the other way
+   round: a lock-order deadlock that froze a whole process, triggered by retransmissions to
+   hung BMCs. Fixed: the transmit runs with KEEPALIVE_SESSIONS released.
+
 The client-side ``IpmiException(None)`` on an unreachable BMC is not patched here: the IPMI driver
 (drivers.bmc.ipmi) turns it into an error that names the BMC and what did not answer.
 """
@@ -29,6 +38,7 @@ import hmac
 import os
 import select
 import struct
+import threading
 from typing import Any
 
 import pyghmi.ipmi.private.serversession as serversession
@@ -195,6 +205,65 @@ def _send_cipher_suites(
     ipmisession._io_sendto(self.serversocket, header + msg, sockaddr)
 
 
+def _wait_for_answer(session: Any, timeout: float) -> None:
+    """Fix 5: ``_io_wait`` for one session, which does not sleep past an answer already queued."""
+    evt = threading.Event()
+    deadline = timeout + ipmisession._monotonic_time()
+    ipmisession.ioqueue.append((deadline, evt, session.sockaddr))  # register first ...
+    if session.pktqueue:  # ... then look: an answer read before we registered is not lost
+        return
+    if deadline < ipmisession.selectdeadline:
+        intsock = ipmisession.iosockets[0]
+        intsock = getattr(intsock, "fd", intsock)
+        intsock.sendto(b"\x01", (ipmisession.myself, ipmisession.iosockets[0].getsockname()[1]))
+    evt.wait()
+
+
+def _awaitresponse(self: Any, retry: Any, netfn: int, command: int) -> None:
+    """pyghmi's ``Session.awaitresponse`` with fix 5; otherwise the same steps."""
+    self.awaitingresponse = True
+    try:
+        alltimeout = ipmisession._monotonic_time() + (self._getmaxtimeout() * 2)
+        while (
+            retry
+            and ipmisession.unmatched(self.lastresponse, netfn, command)
+            and (self.logging or self.logged or self.onlogpayload)
+        ):
+            _wait_for_answer(self, self.expiration - ipmisession._monotonic_time())
+            while self.iterwaiters:
+                self.iterwaiters.pop()({"success": True})
+            self.process_pktqueue()
+            if ipmisession._monotonic_time() > alltimeout:
+                self._mark_broken()
+                raise ipmisession.exc.IpmiException("Session no longer connected")
+            with ipmisession.util.protect(ipmisession.WAITING_SESSIONS):
+                if (
+                    self in self.waiting_sessions
+                    and self.expiration < ipmisession._monotonic_time()
+                ):
+                    self.waiting_sessions.pop(self, None)
+                    if not self.lastpayload and not self.logging:
+                        return
+                    self._timedout()
+    finally:
+        self.awaitingresponse = False
+
+
+_original_xmit: Any = None
+
+
+def _xmit_packet(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """Fix 6: never transmit (nor take WAITING_SESSIONS) while holding KEEPALIVE_SESSIONS."""
+    lock = ipmisession.KEEPALIVE_SESSIONS
+    if lock._is_owned():
+        state = lock._release_save()  # what threading.Condition does around a wait
+        try:
+            return _original_xmit(self, *args, **kwargs)
+        finally:
+            lock._acquire_restore(state)
+    return _original_xmit(self, *args, **kwargs)
+
+
 def apply() -> None:
     """Install the fixes (idempotent). Refuses any pyghmi release but the one they were made for."""
     global _applied
@@ -209,6 +278,10 @@ def apply() -> None:
             "re-check each fix against the new release before changing the pin"
         )
     ipmisession._io_sendto = _sendto
+    global _original_xmit
+    _original_xmit = ipmisession.Session._xmit_packet
+    ipmisession.Session._xmit_packet = _xmit_packet
+    ipmisession.Session.awaitresponse = _awaitresponse
     server = serversession.ServerSession
     server.create_open_session_response = _open_session_response
     server._got_rakp1 = _got_rakp1
