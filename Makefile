@@ -36,6 +36,7 @@ bench: venv
 	@bash .ci/syspkgs.sh
 	@pg_url="$${PROVISIOND_TEST_PG_URL:-$$(bash .ci/postgres.sh)}"; \
 	  PROVISIOND_TEST_PG_URL="$$pg_url" $(BIN)/python bench/enroll_list.py
+	$(BIN)/python bench/power_sweep.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
