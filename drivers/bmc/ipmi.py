@@ -112,6 +112,7 @@ class WorkerPool:
         self._start_lock = asyncio.Lock()
         self.restarts = 0
         self._closed = False
+        self._spawned: list[subprocess.Popen[bytes]] = []
 
     def shard(self, key: str) -> int:
         return zlib.crc32(key.encode()) % self.size
@@ -136,6 +137,8 @@ class WorkerPool:
             )
         finally:
             theirs.close()
+        self._spawned = [p for p in self._spawned if p.poll() is None]  # reaped ones drop out
+        self._spawned.append(proc)
         w = _Worker(index=index, proc=proc, conn=Connection(ours.detach()))
         threading.Thread(
             target=self._read, args=(w,), name=f"ipmi-reader-{index}", daemon=True
@@ -285,14 +288,14 @@ class WorkerPool:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
-        for w in self._workers:
-            if w is None or w.dead:
+        # a snapshot: the reader threads may mark a worker lost (and clear its slot) meanwhile
+        current = [w for w in self._workers if w is not None]
+        for w in current:
+            if w.dead:
                 continue
             with contextlib.suppress(OSError, ValueError):
                 w.conn.send(None)
-        for w in self._workers:
-            if w is None:
-                continue
+        for w in current:
             # a worker exits at once on None; one that does not within 2 s is killed
             try:
                 await asyncio.to_thread(w.proc.wait, 2.0)
@@ -303,6 +306,12 @@ class WorkerPool:
             w.dead = True
             with contextlib.suppress(OSError):
                 w.conn.close()
+        for proc in self._spawned:  # replaced workers too: none left behind, not even a zombie
+            if proc.poll() is None:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    await asyncio.to_thread(proc.wait, 1.0)
+        self._spawned.clear()
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
