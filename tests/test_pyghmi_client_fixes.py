@@ -55,40 +55,55 @@ def test_fix6_is_installed_on_the_session_class() -> None:
     assert ipmisession.Session._xmit_packet is pyghmi_fixes._xmit_packet
 
 
-def test_fix5_an_answer_already_queued_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ipmisession, "ioqueue", collections.deque())
-    monkeypatch.setattr(ipmisession, "selectdeadline", 0)  # no I/O thread to nudge
-    session = SimpleNamespace(sockaddr=("127.0.0.1", 623), pktqueue=collections.deque([b"answer"]))
-    done = threading.Event()
-
-    def wait() -> None:
-        pyghmi_fixes._wait_for_answer(session, 30.0)
-        done.set()
-
-    t = threading.Thread(target=wait, daemon=True)
-    t.start()
-    t.join(10)
-    # unpatched pyghmi (_io_wait) would sleep the full 30 s: nothing wakes it for this packet
-    assert done.is_set()
-    assert len(ipmisession.ioqueue) == 1  # the wake-up was registered before the check
-
-
-def test_fix5_waits_when_nothing_is_queued(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ipmisession, "ioqueue", collections.deque())
-    monkeypatch.setattr(ipmisession, "selectdeadline", 0)
-    session = SimpleNamespace(sockaddr=("127.0.0.1", 623), pktqueue=collections.deque())
-    done = threading.Event()
-    t = threading.Thread(
-        target=lambda: (pyghmi_fixes._wait_for_answer(session, 30.0), done.set()), daemon=True
+@pytest.mark.parametrize("queued", [True, False])
+def test_fix5_no_wait_outlasts_the_poll_bound(
+    monkeypatch: pytest.MonkeyPatch, queued: bool
+) -> None:
+    waits: list[tuple[float, Any]] = []
+    monkeypatch.setattr(
+        ipmisession, "_io_wait", lambda t, addr=None, evq=None: waits.append((t, addr))
     )
-    t.start()
-    t.join(0.5)
-    assert not done.is_set()  # still waiting: the I/O thread's wake-up is what ends it
-    _, evt, addr = ipmisession.ioqueue[0]
-    assert addr == ("127.0.0.1", 623)
-    evt.set()
-    t.join(10)
-    assert done.is_set()
+    pktqueue = collections.deque([b"answer"] if queued else [])
+    session = SimpleNamespace(sockaddr=("127.0.0.1", 623), pktqueue=pktqueue)
+    pyghmi_fixes._wait_for_answer(session, 30.0)
+    # unpatched pyghmi waits the whole 30 s (its retry timer) even with the answer queued
+    assert waits == [(0.0 if queued else pyghmi_fixes.ANSWER_POLL_SECONDS, ("127.0.0.1", 623))]
+
+
+def test_fix5_awaitresponse_polls_its_queue_until_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The patched awaitresponse loop: wakes within the poll bound, processes its queue, stops
+    once the response matches."""
+    waits: list[float] = []
+    monkeypatch.setattr(ipmisession, "_io_wait", lambda t, addr=None, evq=None: waits.append(t))
+
+    class FakeSession:
+        lastresponse: dict[str, int] | None = None
+        logging = False
+        logged = True
+        onlogpayload = None
+        iterwaiters: list[Any] = []
+        waiting_sessions: dict[Any, Any] = {}
+        sockaddr = ("127.0.0.1", 623)
+        pktqueue: collections.deque[bytes] = collections.deque()
+
+        def __init__(self) -> None:
+            self.expiration = ipmisession._monotonic_time() + 30
+            self.polls = 0
+
+        def _getmaxtimeout(self) -> float:
+            return 30.0
+
+        def process_pktqueue(self) -> None:
+            self.polls += 1
+            if self.polls == 3:  # the answer is found on the third look
+                self.lastresponse = {"netfn": 7, "command": 1}
+
+    fake = FakeSession()
+    pyghmi_fixes._awaitresponse(fake, True, 7, 1)
+    assert fake.polls == 3
+    assert all(t <= pyghmi_fixes.ANSWER_POLL_SECONDS for t in waits) and len(waits) == 3
 
 
 def test_fix5_is_installed_on_the_session_class() -> None:

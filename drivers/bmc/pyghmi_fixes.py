@@ -21,7 +21,7 @@ Each fix names the defect it removes; tests/test_pyghmi_fixes.py fails on unpatc
 5. Client: ``Session.awaitresponse`` queued its wake-up with the I/O thread *after* the answer
    could already have been read into the session's queue; the wake-up then waited for a packet
    that had come, and the call sat until pyghmi's retry timer (0.5-1 s) although its answer was
-   there. Fixed: register the wake-up first, then skip the wait when an answer is already queued.
+   there. Fixed: a waiting caller looks at its queue again at least every 50 ms.
 6. Client: ``Session.send_payload`` transmitted (and took WAITING_SESSIONS) while holding
    KEEPALIVE_SESSIONS, while ``awaitresponse``/``wait_for_rsp`` take the two locks the other way
    round: a lock-order deadlock that froze a whole process, triggered by retransmissions to
@@ -38,7 +38,6 @@ import hmac
 import os
 import select
 import struct
-import threading
 from typing import Any
 
 import pyghmi.ipmi.private.serversession as serversession
@@ -205,18 +204,19 @@ def _send_cipher_suites(
     ipmisession._io_sendto(self.serversocket, header + msg, sockaddr)
 
 
+# fix 5: the longest a waiting caller sleeps before it looks at its session's queue again
+ANSWER_POLL_SECONDS = 0.05
+
+
 def _wait_for_answer(session: Any, timeout: float) -> None:
-    """Fix 5: ``_io_wait`` for one session, which does not sleep past an answer already queued."""
-    evt = threading.Event()
-    deadline = timeout + ipmisession._monotonic_time()
-    ipmisession.ioqueue.append((deadline, evt, session.sockaddr))  # register first ...
-    if session.pktqueue:  # ... then look: an answer read before we registered is not lost
-        return
-    if deadline < ipmisession.selectdeadline:
-        intsock = ipmisession.iosockets[0]
-        intsock = getattr(intsock, "fd", intsock)
-        intsock.sendto(b"\x01", (ipmisession.myself, ipmisession.iosockets[0].getsockname()[1]))
-    evt.wait()
+    """Fix 5: ``_io_wait`` for one session, bounded so that an answer that came before the
+    wake-up was queued costs at most ANSWER_POLL_SECONDS, not pyghmi's retry timer.
+
+    (Returning at once when the session's queue is not empty was tried first: it let two threads
+    work one session's queue during logins and left about one login in a thousand hanging.)"""
+    if session.pktqueue:
+        timeout = 0.0
+    ipmisession._io_wait(min(timeout, ANSWER_POLL_SECONDS), session.sockaddr)
 
 
 def _awaitresponse(self: Any, retry: Any, netfn: int, command: int) -> None:
