@@ -118,36 +118,48 @@ async def test_power_actions_converge_and_map_to_reset_types(
     node_d = FakeSystem("6b1c4c3e-0a51-4c0e-9f43-1a2b3c4d5e04", "node-d", "On", "52:54:00:aa:00:04")
     with sushy_emulator(tmp_path / "sushy", systems=(*DEFAULT_SYSTEMS, node_d)) as emu:
 
+        async def retried(call: Any, *args: Any, **kwargs: Any) -> Any:
+            """As the engine does: retry transient errors. The emulator keeps its state in
+            SQLite and answers 500 "database is locked" now and then under concurrent requests."""
+            for attempt in range(5):
+                try:
+                    return await call(*args, **kwargs)
+                except BmcError as exc:
+                    if not exc.transient or attempt == 4:
+                        raise
+                    await asyncio.sleep(0.3)
+            return None
+
         async def on_off_on() -> None:  # node-b starts On
             t = target(emu, NODE_B.uuid)
-            assert await driver.get_power(t) == PowerState.ON
-            await driver.set_power(t, action=PowerAction.OFF, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.OFF
-            await driver.set_power(t, action=PowerAction.ON, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.ON
+            assert await retried(driver.get_power, t) == PowerState.ON
+            await retried(driver.set_power, t, action=PowerAction.OFF, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.OFF
+            await retried(driver.set_power, t, action=PowerAction.ON, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.ON
             assert resets_sent(emu, NODE_B) == 2
 
         async def on_then_soft_off() -> None:  # node-a starts Off
             t = target(emu, NODE_A.uuid)
-            await driver.set_power(t, action=PowerAction.ON, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.ON
+            await retried(driver.set_power, t, action=PowerAction.ON, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.ON
             # already on: nothing is sent (several BMCs refuse "On" when on)
-            await driver.set_power(t, action=PowerAction.ON, wait=POWER_WAIT)
+            await retried(driver.set_power, t, action=PowerAction.ON, wait=POWER_WAIT)
             assert resets_sent(emu, NODE_A) == 1
-            await driver.set_power(t, action=PowerAction.SOFT_OFF, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.OFF
+            await retried(driver.set_power, t, action=PowerAction.SOFT_OFF, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.OFF
 
         async def cycle_without_power_cycle() -> None:  # node-c starts On
             # the emulator offers no PowerCycle: ForceOff, wait for Off, then On
             t = target(emu, NODE_C.uuid)
-            await driver.set_power(t, action=PowerAction.CYCLE, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.ON
+            await retried(driver.set_power, t, action=PowerAction.CYCLE, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.ON
             assert resets_sent(emu, NODE_C) == 2
 
         async def reset() -> None:  # node-d starts On
             t = target(emu, node_d.uuid)
-            await driver.set_power(t, action=PowerAction.RESET, wait=POWER_WAIT)
-            assert await driver.get_power(t) == PowerState.ON
+            await retried(driver.set_power, t, action=PowerAction.RESET, wait=POWER_WAIT)
+            assert await retried(driver.get_power, t) == PowerState.ON
             # one POST: ForceRestart (an "On" for a node that is on is never sent)
             assert resets_sent(emu, node_d) == 1
 

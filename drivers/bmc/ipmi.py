@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -78,6 +79,9 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_STOP_WRITER = object()
+
+
 @dataclass
 class _Pending:
     future: asyncio.Future[Any]
@@ -95,6 +99,25 @@ class _Worker:
     started: float = field(default_factory=time.monotonic)
     probe_id: int | None = None  # health probe in flight
     probe_sent: float = 0.0
+    # the event loop never writes to the pipe itself: a worker that stops reading would fill
+    # the socket buffer and block the loop (and with it the supervisor that would kill it)
+    outbox: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)
+
+    def send(self, msg: Any) -> None:
+        if self.dead:
+            raise OSError(f"IPMI worker {self.index} is gone")
+        self.outbox.put(msg)
+
+    def write_loop(self) -> None:
+        """Writer thread: drains the outbox into the pipe until the worker is lost."""
+        while True:
+            msg = self.outbox.get()
+            if msg is _STOP_WRITER:
+                return
+            try:
+                self.conn.send(msg)
+            except (OSError, ValueError):
+                return
 
 
 class WorkerPool:
@@ -143,6 +166,7 @@ class WorkerPool:
         threading.Thread(
             target=self._read, args=(w,), name=f"ipmi-reader-{index}", daemon=True
         ).start()
+        threading.Thread(target=w.write_loop, name=f"ipmi-writer-{index}", daemon=True).start()
         return w
 
     def _read(self, w: _Worker) -> None:
@@ -180,6 +204,7 @@ class WorkerPool:
         if w.dead:
             return
         w.dead = True
+        w.outbox.put(_STOP_WRITER)
         with contextlib.suppress(OSError, ValueError):
             w.proc.kill()
         # reap it (no zombie), off the loop: a SIGKILLed process exits at once
@@ -238,7 +263,7 @@ class WorkerPool:
                 w.probe_id = next(self._ids)
                 w.probe_sent = now
                 try:
-                    w.conn.send((w.probe_id, "health", {}, {}))
+                    w.send((w.probe_id, "health", {}, {}))
                 except (OSError, ValueError) as exc:
                     self._lost(w, f"pipe broke ({exc})")
 
@@ -257,7 +282,7 @@ class WorkerPool:
             "password": target.password,
         }
         try:
-            w.conn.send((req_id, op, t, {**args, "_budget": seconds}))
+            w.send((req_id, op, t, {**args, "_deadline": deadline}))
         except (OSError, ValueError) as exc:
             w.pending.pop(req_id, None)
             self._lost(w, f"pipe broke ({exc})")
@@ -294,7 +319,7 @@ class WorkerPool:
             if w.dead:
                 continue
             with contextlib.suppress(OSError, ValueError):
-                w.conn.send(None)
+                w.send(None)
         for w in current:
             # a worker exits at once on None; one that does not within 2 s is killed
             try:
@@ -304,6 +329,7 @@ class WorkerPool:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     await asyncio.to_thread(w.proc.wait, 1.0)
             w.dead = True
+            w.outbox.put(_STOP_WRITER)
             with contextlib.suppress(OSError):
                 w.conn.close()
         for proc in self._spawned:  # replaced workers too: none left behind, not even a zombie

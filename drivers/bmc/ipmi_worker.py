@@ -135,24 +135,32 @@ class Worker:
     def _handle(self, msg: tuple[Any, ...]) -> None:
         req_id, op, target, args = msg
         bmc = (str(target.get("address")), int(target.get("port") or 0))
-        budget = float(args.pop("_budget", 60.0))
-        now = time.monotonic()
-        with self.busy_lock:
-            lock = self.bmc_locks.setdefault(bmc, threading.Lock())
-            abandoned = self.busy_until.get(bmc, now) < now
+        # absolute CLOCK_MONOTONIC deadline of the caller (the clock is system-wide on Linux):
+        # time spent queued here counts, and a call its caller gave up on never starts
+        deadline = float(args.pop("_deadline", time.monotonic() + 60.0))
         if op == "stall":
             self._run(req_id, op, target, args)
             return
-        if abandoned or not lock.acquire(timeout=budget):
-            self.reply(
-                (req_id, "err", "bmc",
-                 f"BMC {bmc[0]}:{bmc[1]}: an earlier call is still waiting for this BMC inside "
-                 "the IPMI library (it does not answer); not queuing another", True)
-            )  # fmt: skip
+        with self.busy_lock:
+            lock = self.bmc_locks.setdefault(bmc, threading.Lock())
+            abandoned = self.busy_until.get(bmc, deadline) < time.monotonic()
+        acquired = False
+        if not abandoned:
+            acquired = lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        if not acquired or time.monotonic() >= deadline:
+            if acquired:
+                lock.release()
+            why = (
+                "an earlier call is still waiting for this BMC inside the IPMI library (it does "
+                "not answer); not queuing another"
+                if abandoned or not acquired
+                else "the caller's deadline passed before the call could start"
+            )
+            self.reply((req_id, "err", "bmc", f"BMC {bmc[0]}:{bmc[1]}: {why}", True))
             return
         try:
             with self.busy_lock:
-                self.busy_until[bmc] = time.monotonic() + budget
+                self.busy_until[bmc] = deadline
             self._run(req_id, op, target, args)
         finally:
             with self.busy_lock:
@@ -254,6 +262,18 @@ class Worker:
                 raise err from None
             if "error" in rsp:
                 code = rsp.get("code")
+                if code == 0xFFFF or str(rsp["error"]).lower() == "timeout":
+                    # pyghmi's timeout on a logged-in session comes back as a response, not an
+                    # exception: the session is stale or the BMC stopped answering
+                    self._drop(t)
+                    if cached and attempt == 0:
+                        continue
+                    raise OpError(
+                        "unreachable",
+                        f"BMC {self._where(t)}: no answer to IPMI ({what}) within "
+                        f"~{self.command_timeout:g}s: unreachable, hung, or UDP dropped",
+                        transient=True,
+                    )
                 if code in _TRANSIENT_CODES:
                     raise OpError(
                         "bmc", f"BMC {self._where(t)}: {what}: {rsp['error']}", transient=True

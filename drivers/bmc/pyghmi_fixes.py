@@ -72,8 +72,11 @@ def _sendto(mysocket: Any, packet: Any, sockaddr: Any) -> None:
             mysocket.sendto(packet, sockaddr)
             return
         except BlockingIOError:
-            # send buffer full: wait (bounded) for room, then one more try
-            select.select((), (mysocket,), (), 0.5)
+            # send buffer full: wait (bounded) for room, then one more try (poll, not select:
+            # the lab's descriptors go past select()'s 1024)
+            poller = select.poll()
+            poller.register(mysocket, select.POLLOUT)
+            poller.poll(500)
         except OSError:
             return  # as before: UDP is lossy, the session's retry timer resends
 

@@ -560,8 +560,15 @@ class RedfishDriver(BmcDriver):
         budget it stands for (for the message)."""
         loop = asyncio.get_running_loop()
         while True:
-            _, system = await self._system(target)
-            state = parse_power(system.body)
+            # a BMC busy applying the change may fail a read (500, timeout): that is not the
+            # action failing; keep polling until the budget is spent
+            try:
+                _, system = await self._system(target)
+                state: object = parse_power(system.body)
+            except BmcError as exc:
+                if not exc.transient:
+                    raise
+                state = f"unreadable: {exc}"
             if state == expected:
                 return
             left = until - loop.time()
