@@ -107,8 +107,19 @@ class Worker:
                         k for k, t in self.used.items() if self.io_beat - t > SESSION_IDLE_SECONDS
                     ]
                 for key in idle:
-                    self.pool.submit(self._logout, key)
+                    self.pool.submit(self._logout_idle, key)
             time.sleep(0.05)
+
+    def _logout_idle(self, key: tuple[str, int, str, str]) -> None:
+        """Log out of an idle session unless a call to that BMC runs right now."""
+        with self.busy_lock:
+            lock = self.bmc_locks.setdefault((key[0], key[1]), threading.Lock())
+        if not lock.acquire(blocking=False):
+            return  # in use after all: not idle
+        try:
+            self._logout(key)
+        finally:
+            lock.release()
 
     def _logout(self, key: tuple[str, int, str, str]) -> None:
         with self.cache_lock:
