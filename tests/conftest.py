@@ -16,6 +16,7 @@ from provisiond.api.keys import SERVICES, Services
 from provisiond.auth import create_token
 from provisiond.config import Settings, load_settings
 from tests.support.daemon import Daemon, free_port  # noqa: F401 - re-exported
+from tests.support.peers import missing
 
 PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "")
 
@@ -29,7 +30,7 @@ def head_revision() -> str:
     assert head is not None
     return head
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
 FAKE_DRIVER = "tests.support.fakebmc:FakeBmc"
 
 
@@ -41,9 +42,7 @@ def need_postgres() -> str:
         "PostgreSQL not available: install Debian's 'postgresql' package (make test does this as "
         "root) or set PROVISIOND_TEST_PG_URL"
     )
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
+    missing(msg)
 
 
 @pytest.fixture
