@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from budget import Budget
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, event, insert, text
 from sqlalchemy.engine import Engine, make_url
@@ -60,20 +61,6 @@ TABLES = Base.metadata.tables
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Budget:
-    """A wall-clock budget for the whole run: every loop checks it as well as its count."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise TimeoutError(f"time budget exhausted during {what}")
 
 
 def pct(samples: list[float], p: float) -> float:

@@ -45,6 +45,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from budget import Budget
+
 from drivers.bmc.base import BmcTarget
 from drivers.bmc.ipmi import IpmiDriver
 from provisiond.errors import BmcError, DeadlineExceeded
@@ -63,20 +65,6 @@ SLOW_CALL_S = 0.4
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Budget:
-    """A wall-clock budget for the whole run: every loop checks it as well as its count."""
-
-    def __init__(self, seconds: float) -> None:
-        self.deadline = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise TimeoutError(f"time budget exhausted during {what}")
 
 
 def proc_cpu(pid: int) -> float:

@@ -153,7 +153,8 @@ async def test_full_lifecycle_with_callback(rack: Api) -> None:
         c.split(" ", 1)[1].strip() for c in fakebmc.calls() if c.startswith("127.0.0.1:7001")
     ]
     i = key_calls.index("set_boot_device pxe")
-    assert key_calls[i + 1].startswith("set_power on")
+    # the node was off: a cycle (drivers turn it into "on"; a node that came on meanwhile reboots)
+    assert key_calls[i + 1].startswith("set_power cycle")
     # parked: no lease held while waiting
     async with api.services.db.read() as s:
         op = await s.get(Operation, dep["id"])

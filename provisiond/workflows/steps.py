@@ -7,6 +7,7 @@ operation parks until a call-back resumes it or the state's deadline fails it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ class Step:
 # How long a power action may take to show in the BMC's power state (some BMCs, and the Redfish
 # emulator, apply it seconds after accepting it). Kept below the gateway's per-call deadline.
 POWER_WAIT = 30.0
+# a best-effort undo after a failed step may cost at most this
+CLEANUP_TIMEOUT = 20.0
 
 
 def _now() -> dt.datetime:
@@ -88,7 +91,14 @@ async def verify_bmc(ctx: StepContext) -> NodeUpdate:
 
 async def pxe_boot(ctx: StepContext) -> NodeUpdate:
     """Boot from the network once: boot device right before the power action (the IPMI boot flag
-    expires after 60 s on many BMCs), reset if on, power on if off, refuse if unknown."""
+    expires after 60 s on many BMCs), then reset a node that is on or cycle one that is off;
+    refuse a node whose power state is unknown.
+
+    Off nodes get CYCLE, not ON: every driver turns a cycle of an off node into "on", but a node
+    that came on by itself since the read is then rebooted, where "on" would do nothing and the
+    node would never PXE-boot. If the power action fails, the one-time override is cleared
+    (best effort): Redfish keeps a "Once" override until the next boot, which would otherwise
+    come at an unexpected time."""
     power = await ctx.bmc.call(ctx.target, "get power", lambda d: d.get_power(ctx.target))
     if power is PowerState.UNKNOWN:
         raise BmcError(
@@ -102,12 +112,22 @@ async def pxe_boot(ctx: StepContext) -> NodeUpdate:
         "set boot device",
         lambda d: d.set_boot_device(ctx.target, device=BootDevice.PXE, persistent=False, uefi=uefi),
     )
-    action = PowerAction.RESET if power is PowerState.ON else PowerAction.ON
-    await ctx.bmc.call(
-        ctx.target,
-        f"power {action.value}",
-        lambda d: d.set_power(ctx.target, action=action, wait=POWER_WAIT),
-    )
+    action = PowerAction.RESET if power is PowerState.ON else PowerAction.CYCLE
+    try:
+        await ctx.bmc.call(
+            ctx.target,
+            f"power {action.value}",
+            lambda d: d.set_power(ctx.target, action=action, wait=POWER_WAIT),
+        )
+    except Exception:  # not on cancellation: the engine's own shutdown path owns that
+        with contextlib.suppress(Exception):
+            await ctx.bmc.call(
+                ctx.target,
+                "clear boot override",
+                lambda d: d.set_boot_device(ctx.target, device=BootDevice.NONE),
+                timeout=min(ctx.bmc.timeout, CLEANUP_TIMEOUT),
+            )
+        raise
     return NodeUpdate(power_state=PowerState.ON.value, checked_at=_now())
 
 
