@@ -29,6 +29,8 @@ log = logging.getLogger("provisiond.pxe.dhcp")
 
 Lookup = Callable[[str], Awaitable[NodeBoot | None]]
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+# answers being worked on at once; beyond it a datagram is dropped (clients retransmit)
+MAX_IN_FLIGHT = 4096
 
 
 class _Throttle:
@@ -67,7 +69,7 @@ class DhcpServer:
         self.lookup = lookup
         self.interface = interface
         self.throttle = _Throttle()
-        self.stats = {"received": 0, "malformed": 0, "ignored": 0, "answered": 0}
+        self.stats = {"received": 0, "malformed": 0, "ignored": 0, "answered": 0, "dropped": 0}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,6 +94,12 @@ class DhcpServer:
             self.stats["malformed"] += 1
             self.throttle(
                 "malformed", "dhcp: dropped a malformed packet from %s:%d: %s", *addr, exc
+            )
+            return
+        if len(self._tasks) >= MAX_IN_FLIGHT:  # a storm beyond what lookups keep up with
+            self.stats["dropped"] += 1
+            self.throttle(
+                "busy", "dhcp: %d answers in flight; dropped one from %s", MAX_IN_FLIGHT, req.mac
             )
             return
         task = asyncio.create_task(self._answer(req, addr, transport, local_port))
