@@ -118,6 +118,9 @@ class IpmiSettings(_Section):
     # a worker whose pyghmi I/O loop has not turned for this long (or that does not answer a
     # health probe) is wedged: it is killed and replaced, its calls fail as transient
     stall_grace: float = Field(5.0, gt=0)
+    # a call still inside pyghmi this long after its caller's deadline is stuck for good: its
+    # worker is replaced too (pyghmi gives up on a dead BMC well within this)
+    stuck_after: float = Field(90.0, gt=0)
     # pause between two commands to one BMC (many BMCs fall over under bursts)
     min_interval: float = Field(1.0, ge=0, le=60)
     # pyghmi's own timeout for one command (it retries UDP inside it)

@@ -73,6 +73,7 @@ _DEFAULTS: dict[str, Any] = {
     "workers": 4,
     "threads_per_worker": 64,
     "stall_grace": 5.0,
+    "stuck_after": 90.0,
     "min_interval": 1.0,
     "command_timeout": 8.0,
     "power_poll": 1.0,
@@ -123,7 +124,18 @@ class _Worker:
 class WorkerPool:
     """Worker processes, one shard of BMCs each, supervised from the event loop."""
 
-    def __init__(self, *, workers: int, threads: int, command_timeout: float, grace: float) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        threads: int,
+        command_timeout: float,
+        grace: float,
+        stuck_after: float = 90.0,
+    ) -> None:
+        # a call inside pyghmi this long past its caller's deadline is stuck for good (pyghmi
+        # gives up on a dead BMC well within it): its worker is replaced
+        self.stuck_after = stuck_after
         self.size = workers
         self.threads = threads
         self.command_timeout = command_timeout
@@ -186,9 +198,13 @@ class WorkerPool:
     def _answer(self, w: _Worker, msg: tuple[Any, ...]) -> None:
         if msg[0] == w.probe_id:
             w.probe_id = None
-            io_idle = float(msg[2])
+            io_idle, overdue, bmc = float(msg[2][0]), float(msg[2][1]), str(msg[2][2])
             if io_idle > self.grace:
                 self._lost(w, f"stalled (pyghmi I/O made no progress for {io_idle:.1f}s)")
+            elif overdue > self.stuck_after:
+                # pyghmi gives up on a dead BMC within its own timeouts: a call still inside it
+                # this long after its deadline is stuck for good, and would keep its BMC refused
+                self._lost(w, f"stuck (a call to BMC {bmc} is {overdue:.0f}s past its deadline)")
             return
         p = w.pending.pop(msg[0], None)
         if p is None or p.future.done():
@@ -365,6 +381,7 @@ class IpmiDriver(BmcDriver):
             threads=int(o["threads_per_worker"]),
             command_timeout=self.command_timeout,
             grace=float(o["stall_grace"]),
+            stuck_after=float(o["stuck_after"]),
         )
 
     def _budget(self, extra: float = 0.0) -> float:

@@ -85,7 +85,11 @@ class Worker:
                 self._logout_all()
                 return
             if msg[1] == "health":  # answered here, never queued behind BMC calls
-                self.reply((msg[0], "ok", time.monotonic() - self.io_beat))
+                now = time.monotonic()
+                with self.busy_lock:
+                    late = [(now - until, f"{b[0]}:{b[1]}") for b, until in self.busy_until.items()]
+                overdue, bmc = max(late, default=(0.0, ""))
+                self.reply((msg[0], "ok", (now - self.io_beat, overdue, bmc)))
                 continue
             self.pool.submit(self._handle, msg)
 
