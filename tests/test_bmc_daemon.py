@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.daemon import Daemon, wait_for
@@ -101,9 +102,12 @@ def _op(d: Daemon, op_id: str) -> dict:
     return body
 
 
-def test_hung_bmc_and_wedged_worker_do_not_stall_the_daemon(tmp_path: Path) -> None:
+def test_hung_bmc_and_wedged_worker_do_not_stall_the_daemon(
+    tmp_path: Path, daemon_factory: Callable[..., Daemon]
+) -> None:
     with lab_bmc(COUNT, control={"{base}": {"hung": True}}, tmp=tmp_path / "lab") as lab:
-        d = Daemon(tmp_path, f"sqlite:///{tmp_path / 'p.db'}")
+        # from the fixture: the daemon is stopped (by pid) even when an assertion fails
+        d = daemon_factory(f"sqlite:///{tmp_path / 'p.db'}")
         d.config.write_text(
             d.config.read_text()
             + "[drivers.ipmi]\nworkers = 2\ncommand_timeout = 2\nstall_grace = 2\n"
@@ -177,4 +181,3 @@ def test_hung_bmc_and_wedged_worker_do_not_stall_the_daemon(tmp_path: Path) -> N
         assert watch.ok > 0
         log = (tmp_path / "daemon.log").read_text()
         assert "stalled" in log or "died" in log, log[-3000:]
-        d.stop()
