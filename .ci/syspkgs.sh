@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to as independent peers: ipmitool against the lab BMCs,
-# busybox's udhcpc against the DHCP server (in network namespaces made with iproute2's ip).
-# Installs only what is missing, only as root; prints nothing on success.
+# busybox's udhcpc and ISC dhclient against the DHCP server, dnsmasq beside it (proxy mode), the
+# tftp-hpa and atftp clients and tftpd-hpa (benchmark peer) against TFTP, QEMU with its iPXE ROMs
+# and Debian's iPXE loaders for the end-to-end PXE test, and the tools the inspection agent reads
+# (dmidecode, lspci, ethtool). Installs only what is missing, only as root; prints nothing on
+# success.
 set -euo pipefail
 need=()
 command -v ipmitool >/dev/null || need+=(ipmitool)
 command -v busybox >/dev/null || need+=(busybox)
 command -v ip >/dev/null || need+=(iproute2)
+command -v dhclient >/dev/null || need+=(isc-dhcp-client)
+command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
+command -v tftp >/dev/null || need+=(tftp-hpa)
+command -v atftp >/dev/null || need+=(atftp)
+command -v in.tftpd >/dev/null || need+=(tftpd-hpa)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+[ -f /usr/lib/ipxe/undionly.kpxe ] || need+=(ipxe)
+[ -f /usr/lib/ipxe/qemu/efi-virtio.rom ] || need+=(ipxe-qemu)
+command -v dmidecode >/dev/null || need+=(dmidecode)
+command -v lspci >/dev/null || need+=(pciutils)
+command -v ethtool >/dev/null || need+=(ethtool)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  { apt-get install -y -qq "${need[@]}" || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }; } >/dev/null
+  { apt-get install -y -qq --no-install-recommends "${need[@]}" \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; }; } >/dev/null
 else
   echo "syspkgs: missing ${need[*]}; install with: apt-get install ${need[*]}" >&2
 fi
