@@ -7,8 +7,10 @@ Rules (docs/pxe.md; ../shared/design/domain-notes.md §3):
 - authoritative mode answers enrolled MACs with their reservation, unknown MACs from the
   discovery pool when one is configured, and nobody else;
 - the boot file follows option 93 (BIOS undionly.kpxe, x86-64 UEFI ipxe.efi or snponly.efi per
-  node, ARM64 its efi, UEFI HTTP boot a URL); a client already running iPXE gets the HTTP URL of
-  its per-node script instead (the chain-load loop);
+  node, ARM64 its efi, UEFI HTTP boot a URL); a client already running OUR iPXE gets the HTTP URL
+  of its per-node script instead (the chain-load loop). Which iPXE runs is told by per-MAC state
+  the caller keeps (``chained``), not by the user class alone: QEMU's PXE ROM, and many NIC ROMs,
+  are iPXE themselves and send user class "iPXE" at their first request;
 - option 60 is echoed, 97 mirrored, 43 sub-option 6 = 8 is set for PXE ROMs;
 - a relayed request (giaddr set) is answered to the relay, port 67.
 """
@@ -65,6 +67,9 @@ class PolicyConfig:
     # authoritative mode: addresses for unknown netboot clients (discovery), or none
     discovery_pool: tuple[str, ...] = ()
     answer_unknown: bool = True  # proxy: offer boot to netboot clients we do not know
+    # an iPXE ROM (user class iPXE, no loader of ours served to that MAC yet) still gets our
+    # loader first, so every node runs the same known iPXE build; False: any iPXE gets its script
+    chainload_ipxe_roms: bool = True
     loaders: Mapping[int, str] = field(default_factory=lambda: dict(DEFAULT_LOADERS))
 
 
@@ -73,6 +78,13 @@ class Offer:
     reply: DhcpReply
     destination: tuple[str, int]  # where to send it
     reason: str
+    # what the client is told to boot: a TFTP loader name, a URL, or None (address only)
+    boot: str | None = None
+
+    @property
+    def gives_loader(self) -> bool:
+        """A loader over TFTP (or UEFI HTTP): the next iPXE request of this MAC is chained."""
+        return self.boot is not None and "/boot/ipxe?" not in self.boot
 
 
 @dataclass(frozen=True)
@@ -84,9 +96,11 @@ def script_url(config: PolicyConfig, mac: str) -> str:
     return f"{config.http_base_url.rstrip('/')}/boot/ipxe?mac={mac}"
 
 
-def _boot_file(req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig) -> str | Ignore:
-    if req.is_ipxe:
-        return script_url(config, req.mac)  # iPXE runs already: no second chain-load
+def _boot_file(
+    req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig, chained: bool
+) -> str | Ignore:
+    if req.is_ipxe and (chained or not config.chainload_ipxe_roms):
+        return script_url(config, req.mac)  # our iPXE runs already: no second chain-load
     arch = req.client_arch if req.client_arch is not None else ARCH_BIOS
     if arch in (ARCH_UEFI_X64_HTTP, ARCH_UEFI_ARM64_HTTP):  # UEFI HTTP boot: a URL
         loader = "ipxe.efi" if arch == ARCH_UEFI_X64_HTTP else "ipxe-arm64.efi"
@@ -101,7 +115,12 @@ def _boot_file(req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig) -> 
     return mapped
 
 
-def decide(req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig) -> Offer | Ignore:
+def decide(
+    req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig, *, chained: bool = True
+) -> Offer | Ignore:
+    """``chained``: the caller served this MAC our loader in an earlier exchange (another xid)
+    of this boot, so an iPXE request now comes from our loader. Callers that keep no per-MAC
+    state leave it True: every iPXE client gets its script URL."""
     mtype = req.message_type
     if req.op != 1:
         return Ignore("not a BOOTREQUEST")
@@ -126,7 +145,7 @@ def decide(req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig) -> Offe
         if mtype is MessageType.REQUEST and req.requested_ip not in (None, address):
             return Ignore(f"asked for {req.requested_ip}, reserved {address}: not ours to answer")
 
-    boot = _boot_file(req, node, config) if req.is_netboot or req.is_ipxe else None
+    boot = _boot_file(req, node, config, chained) if req.is_netboot or req.is_ipxe else None
     if isinstance(boot, Ignore):
         return boot
 
@@ -178,5 +197,7 @@ def decide(req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig) -> Offe
         destination = (req.ciaddr, 68)
     else:
         destination = ("255.255.255.255", 68)
-    what = "boot script" if req.is_ipxe else (boot or "address")
-    return Offer(reply, destination, f"{config.mode} {reply_type.name.lower()} {what} to {req.mac}")
+    what = boot or "address"
+    return Offer(
+        reply, destination, f"{config.mode} {reply_type.name.lower()} {what} to {req.mac}", boot
+    )

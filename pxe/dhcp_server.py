@@ -63,11 +63,55 @@ def open_socket(interface: str | None, port: int, address: str = "0.0.0.0") -> s
     return s
 
 
+class LoaderMemory:
+    """Per-MAC boot stage: which exchange (xid) of a MAC was offered our loader, and when.
+
+    An iPXE request from that MAC with another xid, within ``window`` seconds, comes from the
+    loader we served: it gets its script URL. The same xid is the same exchange (DISCOVER, then
+    REQUEST) and gets the same answer. Once the script is fetched the stage is forgotten, so the
+    next boot starts again from the loader. Bounded: the oldest entries go beyond ``limit``."""
+
+    def __init__(self, window: float = 300.0, limit: int = 100_000) -> None:
+        self.window = window
+        self.limit = limit
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def chained(self, mac: str, xid: int, now: float | None = None) -> bool:
+        rec = self._seen.get(mac)
+        if rec is None:
+            return False
+        now = time.monotonic() if now is None else now
+        return rec[0] != xid and now - rec[1] < self.window
+
+    def loader_offered(self, mac: str, xid: int, now: float | None = None) -> None:
+        self._seen.pop(mac, None)  # re-insert: dict order is age order
+        self._seen[mac] = (xid, time.monotonic() if now is None else now)
+        while len(self._seen) > self.limit:
+            self._seen.pop(next(iter(self._seen)))
+
+    def forget(self, mac: str) -> None:
+        self._seen.pop(mac, None)
+
+
+Notify = Callable[[str, str], Awaitable[None]]
+
+
 class DhcpServer:
-    def __init__(self, config: PolicyConfig, lookup: Lookup, *, interface: str | None) -> None:
+    def __init__(
+        self,
+        config: PolicyConfig,
+        lookup: Lookup,
+        *,
+        interface: str | None,
+        memory: LoaderMemory | None = None,
+        notify: Notify | None = None,
+    ) -> None:
         self.config = config
         self.lookup = lookup
         self.interface = interface
+        self.memory = memory or LoaderMemory()
+        # called with (mac, what was offered) after an answer to a KNOWN node (events)
+        self.notify = notify
         self.throttle = _Throttle()
         self.stats = {"received": 0, "malformed": 0, "ignored": 0, "answered": 0, "dropped": 0}
         self._transports: list[asyncio.DatagramTransport] = []
@@ -111,7 +155,8 @@ class DhcpServer:
     ) -> None:
         try:
             node = await self.lookup(req.mac)
-            decision = decide(req, node, self.config)
+            chained = self.memory.chained(req.mac, req.xid)
+            decision = decide(req, node, self.config, chained=chained)
             if isinstance(decision, Ignore):
                 self.stats["ignored"] += 1
                 log.debug("dhcp: %s ignored: %s", req.mac, decision.reason)
@@ -120,9 +165,13 @@ class DhcpServer:
             dest = decision.destination
             if local_port == 4011:  # PXE boot-server request: answer where it came from
                 dest = addr
+            if decision.gives_loader and req.is_netboot:
+                self.memory.loader_offered(req.mac, req.xid)
             transport.sendto(decision.reply.encode(), dest)
             self.stats["answered"] += 1
             log.info("dhcp: %s", decision.reason)
+            if self.notify is not None and node is not None:
+                await self.notify(req.mac, decision.reason)
         except Exception:  # one client's trouble never stops the server
             self.throttle("error", "dhcp: answering %s failed", req.mac, exc_info=True)
 

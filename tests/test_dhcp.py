@@ -7,6 +7,7 @@ encoder, so a codec bug cannot hide behind a matching encoder bug.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import struct
 
@@ -24,6 +25,7 @@ from pxe.dhcp_codec import (
     parse,
 )
 from pxe.dhcp_policy import Ignore, NodeBoot, Offer, PolicyConfig, decide
+from pxe.dhcp_server import LoaderMemory
 
 MAC = bytes.fromhex("525400aabb01")
 UUID97 = b"\x00" + bytes(range(16))
@@ -305,3 +307,32 @@ def test_messages_that_need_no_answer_are_ignored(mtype: bytes) -> None:
 def test_unknown_architecture_is_ignored_with_a_reason() -> None:
     d = decide(parse(pxe_discover(25)), NODE, PROXY)
     assert isinstance(d, Ignore) and "architecture 25" in d.reason
+
+
+def test_ipxe_rom_first_gets_our_loader_then_its_script() -> None:
+    """QEMU's ROM is iPXE: its first exchange gets the TFTP loader; once that was offered to the
+    MAC, an iPXE request with another xid (our loader running) gets the script URL."""
+    rom = parse(pxe_discover(0, (Opt.USER_CLASS, b"iPXE")))
+    first = offer(decide(rom, NODE, PROXY, chained=False))
+    assert first.boot == "undionly.kpxe" and first.gives_loader
+    then = offer(decide(rom, NODE, PROXY, chained=True))
+    assert then.boot == "http://198.51.100.1:8750/boot/ipxe?mac=52:54:00:aa:bb:01"
+    assert not then.gives_loader
+    no_chain = dataclasses.replace(PROXY, chainload_ipxe_roms=False)
+    assert offer(decide(rom, NODE, no_chain, chained=False)).boot == then.boot
+
+
+def test_loader_memory_tells_stages_apart_by_xid_and_age() -> None:
+    mem = LoaderMemory(window=300, limit=2)
+    mac = "52:54:00:aa:bb:01"
+    assert not mem.chained(mac, 1, now=0)
+    mem.loader_offered(mac, 1, now=0)
+    assert not mem.chained(mac, 1, now=1)  # same exchange (REQUEST after DISCOVER): same answer
+    assert mem.chained(mac, 2, now=5)  # another exchange: our loader asks
+    assert not mem.chained(mac, 2, now=301)  # a boot long after: start again from the loader
+    mem.forget(mac)
+    assert not mem.chained(mac, 2, now=5)
+    for i in range(3):  # bounded
+        mem.loader_offered(f"52:54:00:00:00:0{i}", i, now=0)
+    assert not mem.chained("52:54:00:00:00:00", 9, now=1)
+    assert mem.chained("52:54:00:00:00:02", 9, now=1)
