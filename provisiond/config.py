@@ -22,6 +22,13 @@ ENV_PREFIX = "PROVISIOND_"
 # Environment variables with this prefix that are not settings of the daemon.
 _ENV_NOT_SETTINGS = {"PROVISIOND_CONFIG", "PROVISIOND_URL", "PROVISIOND_TOKEN"}
 _ENV_NOT_SETTINGS_PREFIXES = ("PROVISIOND_TEST_", "PROVISIOND_BENCH_")
+# The contract's short names for the boot network (PROVISIOND_PXE__MODE works too).
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "PROVISIOND_PXE_MODE": ("pxe", "mode"),
+    "PROVISIOND_PXE_INTERFACE": ("pxe", "interface"),
+    "PROVISIOND_PXE_SERVER_ADDRESS": ("pxe", "server_address"),
+    "PROVISIOND_TFTP_LISTEN": ("pxe", "tftp_listen"),
+}
 
 SEARCH_PATH = (Path("provisiond.toml"), Path("/etc/provisiond/provisiond.toml"))
 
@@ -159,6 +166,101 @@ class DriverSettings(_Section):
         return v
 
 
+class PxeSettings(_Section):
+    """[pxe]: network boot (docs/pxe.md). DHCP, TFTP and the iPXE/agent HTTP endpoints."""
+
+    # off: another DHCP server (dnsmasq, ISC, Kea) sends PXE clients to us (docs/pxe.md#off);
+    # proxy: proxyDHCP beside the site's server, answers netboot clients only, no addresses;
+    # authoritative: addresses from NIC reservations (rack file "ip") + optional discovery pool
+    mode: Literal["off", "proxy", "authoritative"] = "off"
+    interface: str = ""  # the boot network's interface (DHCP binds to it)
+    server_address: str = ""  # our address on the boot network: siaddr, option 54, TFTP
+    # TFTP: boot loaders (Debian's ipxe package) plus per-node files generated on the fly
+    tftp_root: str = "/usr/lib/ipxe"
+    tftp_listen: str = "0.0.0.0:69"
+    # run TFTP in mode "off" too (when the site's DHCP points next-server at us); None: only
+    # when this daemon answers DHCP
+    tftp: bool | None = None
+    # how nodes reach this daemon's HTTP listener; default http://<server_address>:<port>
+    http_base_url: str = ""
+    # boot assets (inspection ramdisk, images) served under /boot/assets/; default data_dir/assets
+    assets_dir: str = ""
+    inspect_kernel: str = "inspect/vmlinuz"
+    inspect_initrd: str = "inspect/initrd.img"
+    inspect_cmdline: str = "console=tty0 console=ttyS0,115200n8"
+    # unknown MAC asking for a script: "discover" records it (GET /v1/discovered) and boots the
+    # inspection ramdisk so it reports its facts; "exit" hands the node back to its firmware
+    unknown: Literal["discover", "exit"] = "discover"
+    chainload_ipxe_roms: bool = True
+    subnet_mask: str = "255.255.255.0"
+    router: str = ""
+    dns: list[str] = Field(default_factory=list)
+    lease_time: int = Field(3600, ge=60)
+    # authoritative mode: addresses for unknown netboot clients (discovery), "A-B" ranges allowed
+    discovery_pool: list[str] = Field(default_factory=list)
+    # one-time agent tokens expire after this many seconds
+    token_ttl: float = Field(7200.0, gt=0)
+
+    @field_validator("tftp_listen")
+    @classmethod
+    def _tftp_listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+    @field_validator("server_address", "router")
+    @classmethod
+    def _ipv4(cls, v: str) -> str:
+        if v:
+            import ipaddress
+
+            try:
+                ipaddress.IPv4Address(v)
+            except ValueError:
+                raise ValueError(f"expected an IPv4 address, got {v!r}") from None
+        return v
+
+    @field_validator("dns", "discovery_pool", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        # the environment gives "a,b" (or "" for none)
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
+    @field_validator("discovery_pool")
+    @classmethod
+    def _pool(cls, v: list[str]) -> list[str]:
+        return expand_pool(v)
+
+    @model_validator(mode="after")
+    def _needs(self) -> PxeSettings:
+        if self.mode != "off":
+            missing = [k for k in ("interface", "server_address") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"mode {self.mode!r} needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def tftp_enabled(self) -> bool:
+        return self.mode != "off" if self.tftp is None else self.tftp
+
+
+def expand_pool(items: list[str]) -> list[str]:
+    """["198.51.100.200-198.51.100.210", "198.51.100.250"] -> every address, in order."""
+    import ipaddress
+
+    out: list[str] = []
+    for item in items:
+        lo, sep, hi = item.partition("-")
+        try:
+            a = ipaddress.IPv4Address(lo.strip())
+            b = ipaddress.IPv4Address(hi.strip()) if sep else a
+        except ValueError:
+            raise ValueError(f"discovery_pool: {item!r} is not an address or A-B range") from None
+        if int(b) < int(a) or int(b) - int(a) > 65535:
+            raise ValueError(f"discovery_pool: range {item!r} is empty or too large")
+        out += [str(ipaddress.IPv4Address(i)) for i in range(int(a), int(b) + 1)]
+    return out
+
+
 class ClientSettings(_Section):
     """For the client commands (node, rack, op): where the API is and the token to use."""
 
@@ -177,6 +279,7 @@ class Settings(_Section):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     drivers: DriverSettings = Field(default_factory=DriverSettings)
     power_sync: PowerSyncSettings = Field(default_factory=PowerSyncSettings)
+    pxe: PxeSettings = Field(default_factory=PxeSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
     @field_validator("listen")
@@ -206,6 +309,20 @@ class Settings(_Section):
         if not self.database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'provisiond.db'}"
         return normalise_db_url(self.database_url)
+
+    @property
+    def boot_base_url(self) -> str:
+        """Where nodes reach our HTTP endpoints (iPXE scripts, assets, agent call-backs)."""
+        if self.pxe.http_base_url:
+            return self.pxe.http_base_url.rstrip("/")
+        host = self.pxe.server_address or self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def assets_path(self) -> Path:
+        return Path(self.pxe.assets_dir) if self.pxe.assets_dir else self.data_dir / "assets"
 
     @property
     def key_file(self) -> Path:
@@ -276,7 +393,9 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
             continue
         if name.startswith(_ENV_NOT_SETTINGS_PREFIXES):
             continue
-        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        path = _ENV_ALIASES.get(name) or tuple(
+            part.lower() for part in name[len(ENV_PREFIX) :].split("__")
+        )
         node = tree
         for part in path[:-1]:
             child = node.setdefault(part, {})

@@ -145,6 +145,8 @@ class _Snapshot:
     node_state: str
     ctx_target: BmcTarget
     boot_mode: str
+    # a call-back that arrived before the operation reached its wait step (see resume)
+    early_callback: bool = False
 
 
 class Engine:
@@ -318,6 +320,24 @@ class Engine:
             ).first()
             steps = WORKFLOWS.get(op.kind, ()) if op else ()
             idx = int(op.step or 0) if op else -1
+            if op is not None and 0 <= idx < len(steps) and steps[idx].kind != "wait":
+                # A fast node (or the lab) can call back while the boot step is still waiting
+                # for the power state to show: remember it for the wait step that comes next.
+                ahead = next((i for i in range(idx, len(steps)) if steps[i].kind == "wait"), None)
+                if ahead is not None and op.result.get("early_callback") != ahead:
+                    op.result = {
+                        **op.result,
+                        "early_callback": ahead,
+                        **({"callback": dict(data)} if data else {}),
+                    }
+                    events.record(
+                        s,
+                        "callback",
+                        "node called back before the wait began; it will not wait",
+                        node_id=node.id,
+                        operation_id=op.id,
+                    )
+                    return op.id
             if op is None or idx >= len(steps) or steps[idx].kind != "wait":
                 raise Conflict(
                     f"node {node.name} is not waiting for a call-back (state {node.state})",
@@ -575,6 +595,7 @@ class Engine:
                     system_id=node.bmc_system_id,
                 ),
                 boot_mode=node.boot_mode,
+                early_callback=op.result.get("early_callback") == int(op.step or 0),
             )
 
     async def _drive(self, op_id: str) -> None:
@@ -596,6 +617,9 @@ class Engine:
                 return
             step = steps[snap.step_index]
             if step.kind == "wait":
+                if snap.early_callback:  # the node called back before we got here: go on
+                    await self._advance(op_id, snap.step_index)
+                    continue
                 await self._park(op_id, snap)
                 return
             if step.kind == "transition":

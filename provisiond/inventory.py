@@ -68,6 +68,8 @@ def nic_dict(nic: Nic) -> dict[str, Any]:
         d["switch"] = nic.switch_name
     if nic.switch_port:
         d["port"] = nic.switch_port
+    if nic.ip:
+        d["ip"] = nic.ip
     return d
 
 

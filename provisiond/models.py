@@ -150,6 +150,8 @@ class Node(Base):
     bmc_username: Mapped[str255 | None]
     # Fernet token; never leaves the daemon (write-only in the API).
     bmc_password_enc: Mapped[str | None] = mapped_column(Text)
+    # the image the node was last deployed with (stateless netboot)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"))
     state_entered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -180,8 +182,78 @@ class Nic(Base):
     # Where the cable goes, from the rack file or LLDP; becomes a Switch FK with the switch issue.
     switch_name: Mapped[str64 | None]
     switch_port: Mapped[str64 | None]
+    # authoritative DHCP reservation on the boot network (rack file "ip")
+    ip: Mapped[str | None] = mapped_column(String(45), unique=True)
 
     node: Mapped[Node] = relationship(back_populates="nics", lazy="raise")
+
+
+class Image(Base):
+    """A stateless netboot image: kernel, initrd and command line (docs/pxe.md#images).
+
+    kernel and initrd are paths under the assets directory (served at /boot/assets/) or absolute
+    http(s) URLs; their sha256 digests, when given, are checked when the image is registered
+    (local files) and published in the iPXE script as comments."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    kernel: Mapped[str] = mapped_column(Text)
+    initrd: Mapped[str | None] = mapped_column(Text)
+    cmdline: Mapped[str] = mapped_column(Text, default="")
+    kernel_sha256: Mapped[str64 | None]
+    initrd_sha256: Mapped[str64 | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BootToken(Base):
+    """A one-time token put on a booting node's kernel command line; the agent (or the booted
+    image's call-back) presents it once. Only its sha256 is kept."""
+
+    __tablename__ = "boot_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str64] = mapped_column(unique=True)
+    purpose: Mapped[str32]  # inspect | deploy | discover
+    mac: Mapped[str] = mapped_column(String(17), index=True)
+    node_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("nodes.id", ondelete="CASCADE"), index=True
+    )
+    operation_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class DiscoveredMac(Base):
+    """A MAC that asked us for a boot script without being enrolled: for an admin to enroll."""
+
+    __tablename__ = "discovered"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    first_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    boots: Mapped[int] = mapped_column(default=1)
+    client_address: Mapped[str | None] = mapped_column(String(45))
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reported_at: Mapped[dt.datetime | None]
+
+
+class FirmwareReport(Base):
+    """A firmware version as a source reported it (agent: dmi, ethtool, sysfs; BMC: ipmi),
+    verbatim. The firmware issue evaluates these against the compatibility database."""
+
+    __tablename__ = "firmware_reports"
+    __table_args__ = (Index("ix_firmware_reports_node_component", "node_id", "component"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(36), ForeignKey("nodes.id", ondelete="CASCADE"))
+    component: Mapped[str64]
+    version: Mapped[str255]
+    source: Mapped[str32]
+    reported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 ACTIVE_OPERATION_STATES = ("pending", "running")

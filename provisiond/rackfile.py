@@ -130,6 +130,18 @@ class NicSpec(_Strict):
     pxe: bool = False
     switch: str | None = Field(None, pattern=NAME_RE)
     port: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9/:._-]{0,63}$")
+    # authoritative DHCP: the address reserved for this NIC on the boot network
+    ip: str | None = None
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        try:
+            return str(ipaddress.IPv4Address(v.strip()))
+        except ValueError:
+            raise ValueError(f"not an IPv4 address: {v!r}") from None
 
     @field_validator("mac")
     @classmethod
@@ -157,6 +169,8 @@ class NicSpec(_Strict):
                 )
             if self.pxe:
                 raise ValueError("pxe boot is set on an ethernet NIC, not an infiniband port")
+            if self.ip is not None:
+                raise ValueError("ip: DHCP reservations are for ethernet NICs")
         if (self.switch is None) != (self.port is None):
             raise ValueError("switch and port go together: give both or neither")
         return self
@@ -388,14 +402,15 @@ CSV_NODE_COLUMNS = (
     "boot_mode",
     "arch",
 )
-CSV_NIC_COLUMNS = ("nic_kind", "mac", "guid", "pxe", "switch", "port")
-# bmc_system_id came later; it is listed last so the documented column order stays stable
+CSV_NIC_COLUMNS = ("nic_kind", "mac", "guid", "pxe", "switch", "port", "ip")
+# bmc_system_id and ip came later; they are listed last so the documented column order stays
 CSV_COLUMNS = (
     "rack",
     "name",
     *(c for c in CSV_NODE_COLUMNS if c != "bmc_system_id"),
-    *CSV_NIC_COLUMNS,
+    *(c for c in CSV_NIC_COLUMNS if c != "ip"),
     "bmc_system_id",
+    "ip",
 )
 _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n", ""}
@@ -723,6 +738,7 @@ def cross_check(
     units: dict[int, str] = {}
     macs: dict[str, str] = {}
     guids: dict[str, str] = {}
+    ips: dict[str, str] = {}
     bmcs: dict[tuple[str, int | None, str | None], str] = {}
     for i, node in nodes:
         at: Path_ = ("nodes", i)
@@ -779,4 +795,8 @@ def cross_check(
                 if nic.guid in guids:
                     add((*at, "nics", j, "guid"), f"GUID also on node {guids[nic.guid]}", nic.guid)
                 guids.setdefault(nic.guid, node.name)
+            if nic.ip is not None:
+                if nic.ip in ips:
+                    add((*at, "nics", j, "ip"), f"address also on node {ips[nic.ip]}", nic.ip)
+                ips.setdefault(nic.ip, node.name)
     return problems

@@ -84,11 +84,13 @@ class EnrollResult:
 
 
 def _nic_rows(spec: NodeSpec) -> list[tuple[Any, ...]]:
-    return [(n.kind, n.mac, n.guid, n.pxe, n.switch, n.port) for n in spec.nics]
+    return [(n.kind, n.mac, n.guid, n.pxe, n.switch, n.port, n.ip) for n in spec.nics]
 
 
 def _nic_rows_db(node: Node) -> list[tuple[Any, ...]]:
-    return [(n.kind, n.mac, n.guid, n.pxe, n.switch_name, n.switch_port) for n in node.nics]
+    return [
+        (n.kind, n.mac, n.guid, n.pxe, n.switch_name, n.switch_port, n.ip) for n in node.nics
+    ]
 
 
 def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]:
@@ -132,6 +134,8 @@ async def _conflicts(
     for i, n in enumerate(rack.nodes):
         for j, nic in enumerate(n.nics):
             where[nic.mac or nic.guid or ""] = (i, j)
+            if nic.ip:
+                where[nic.ip] = (i, j)
 
     def add(path: tuple[str | int, ...], msg: str, value: Any, row: str) -> None:
         problems.append(
@@ -155,7 +159,9 @@ async def _conflicts(
                 )
     macs = [n.mac for spec in rack.nodes for n in spec.nics if n.mac]
     guids = [n.guid for spec in rack.nodes for n in spec.nics if n.guid]
-    for column, values, label in ((Nic.mac, macs, "mac"), (Nic.guid, guids, "guid")):
+    ips = [n.ip for spec in rack.nodes for n in spec.nics if n.ip]
+    checks = ((Nic.mac, macs, "mac"), (Nic.guid, guids, "guid"), (Nic.ip, ips, "ip"))
+    for column, values, label in checks:
         for chunk in _chunks(values):
             rows = await s.execute(select(column, Node.name).join(Node).where(column.in_(chunk)))
             for value, owner in rows:
@@ -391,6 +397,7 @@ def _nic_row(node_id: str, nic: Any) -> dict[str, Any]:
         "pxe": nic.pxe,
         "switch_name": nic.switch,
         "switch_port": nic.port,
+        "ip": nic.ip,
     }
 
 
