@@ -416,9 +416,56 @@ def cmd_node_events(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_image_add(args: argparse.Namespace) -> int:
+    body = {
+        k: v
+        for k, v in {
+            "name": args.name,
+            "kernel": args.kernel,
+            "initrd": args.initrd,
+            "cmdline": args.cmdline,
+            "kernel_sha256": args.kernel_sha256,
+            "initrd_sha256": args.initrd_sha256,
+        }.items()
+        if v is not None
+    }
+    out = _client(args).post("/v1/images", body)
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"image {out['name']} registered")
+    return EXIT_OK
+
+
+def cmd_image_list(args: argparse.Namespace) -> int:
+    items = _client(args).get("/v1/images")["items"]
+    if args.json:
+        _print_json(items)
+    else:
+        rows = [(i["name"], i["kernel"], i["initrd"] or "-", i["cmdline"]) for i in items]
+        print(_table(rows, ("NAME", "KERNEL", "INITRD", "CMDLINE")))
+    return EXIT_OK
+
+
+def cmd_discovered(args: argparse.Namespace) -> int:
+    items = _client(args).get("/v1/discovered")["items"]
+    if args.json:
+        _print_json(items)
+    else:
+        rows = [
+            (i["mac"], i["last_seen"], str(i["boots"]), i["client_address"] or "-",
+             "yes" if i["reported"] else "no")
+            for i in items
+        ]  # fmt: skip
+        print(_table(rows, ("MAC", "LAST SEEN", "BOOTS", "ADDRESS", "REPORTED")))
+    return EXIT_OK
+
+
 def cmd_node_action(args: argparse.Namespace) -> int:
     client = _client(args)
-    body = {"reason": args.reason} if getattr(args, "reason", None) else {}
+    body: dict[str, Any] = {"reason": args.reason} if getattr(args, "reason", None) else {}
+    if getattr(args, "image", None):
+        body["image"] = args.image
     ops: list[dict[str, Any]] = []
     failures = 0
     for node in args.nodes:
@@ -631,7 +678,21 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--timeout", type=float, default=3600)
         if action is Action.MAINTENANCE_ON:
             sp.add_argument("--reason")
+        if action in (Action.DEPLOY, Action.REBUILD):
+            sp.add_argument("--image", help="image name (provisiond image list); required")
         sp.set_defaults(action=action.value)
+
+    image = sub.add_parser("image", help="netboot images").add_subparsers(dest="sub", required=True)
+    ia = cmd(image, "add", cmd_image_add, "register a netboot image (kernel, initrd, cmdline)",
+             remote)  # fmt: skip
+    ia.add_argument("name")
+    ia.add_argument("--kernel", required=True, help="path under the assets directory, or a URL")
+    ia.add_argument("--initrd", help="path under the assets directory, or a URL")
+    ia.add_argument("--cmdline", default="", help="kernel command line of the image")
+    ia.add_argument("--kernel-sha256")
+    ia.add_argument("--initrd-sha256")
+    cmd(image, "list", cmd_image_list, "list images", remote)
+    cmd(node, "discovered", cmd_discovered, "MACs that booted without being enrolled", remote)
 
     op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
     os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)

@@ -31,7 +31,14 @@ from provisiond.bmc import BmcGateway
 from provisiond.config import EngineSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
-from provisiond.errors import Conflict, DriverError, NodeBusy, ProvisionError
+from provisiond.errors import (
+    Conflict,
+    DriverError,
+    FieldProblem,
+    NodeBusy,
+    ProvisionError,
+    ValidationError,
+)
 from provisiond.inventory import operation_dict, resolve_node
 from provisiond.lifecycle import (
     FLAG_ACTIONS,
@@ -43,7 +50,7 @@ from provisiond.lifecycle import (
     check_action,
     next_state,
 )
-from provisiond.models import ACTIVE_OPERATION_STATES, Node, Operation, new_id, utcnow
+from provisiond.models import ACTIVE_OPERATION_STATES, Image, Node, Operation, new_id, utcnow
 from provisiond.workflows.steps import WORKFLOWS, NodeUpdate, Step, StepContext
 
 log = logging.getLogger(__name__)
@@ -213,6 +220,8 @@ class Engine:
                     )
                 flags = NodeFlags(node.maintenance, node.protected, node.retired)
                 new_state = check_action(node.state, act, flags)
+                if act in (Action.DEPLOY, Action.REBUILD):
+                    await self._check_image(s, params.get("image"), act)
                 now = utcnow()
                 op = Operation(
                     id=new_id(),
@@ -257,6 +266,20 @@ class Engine:
             ) from exc
         self._wake.set()
         return result
+
+    @staticmethod
+    async def _check_image(s: AsyncSession, name: Any, act: Action) -> None:
+        """Deploy and rebuild boot an image: it must be named and registered."""
+        if not name:
+            raise ValidationError(
+                f"{act.value} needs an image",
+                [FieldProblem("image", "required: the image to boot (GET /v1/images lists them)")],
+            )
+        if await s.scalar(select(Image.id).where(Image.name == name)) is None:
+            raise ValidationError(
+                f"no image {name!r}",
+                [FieldProblem("image", "no such image (GET /v1/images lists them)", value=name)],
+            )
 
     @staticmethod
     def _target_of(act: Action) -> str | None:

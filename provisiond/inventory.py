@@ -205,7 +205,7 @@ _LIST_COLUMNS = (
 )
 
 
-_NIC_COLUMNS = ("id", "kind", "mac", "guid", "pxe", "switch_name", "switch_port")
+_NIC_COLUMNS = ("id", "kind", "mac", "guid", "pxe", "switch_name", "switch_port", "ip")
 
 
 async def node_page(

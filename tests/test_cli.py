@@ -91,7 +91,7 @@ def test_action_wait_and_op_commands(daemon: Daemon) -> None:
     assert waited.returncode == 0 and "succeeded" in waited.stdout
     shown = cli(daemon, "op", "show", op_id, "--json")
     assert '"state": "succeeded"' in shown.stdout
-    illegal = cli(daemon, "node", "deploy", "r01n03")
+    illegal = cli(daemon, "node", "provide", "r01n03")
     assert illegal.returncode == 1 and "allowed here: manage" in illegal.stderr
 
 

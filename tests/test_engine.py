@@ -142,7 +142,11 @@ async def test_full_lifecycle_with_callback(rack: Api) -> None:
             "state"
         ] == "succeeded"
         assert (await node(api, "r01n01"))["state"] == state
-    dep = await act(api, "r01n01", "deploy")
+    missing = await act(api, "r01n01", "deploy", expect=422)
+    assert missing["errors"][0]["field"] == "image"
+    r = await api.req("POST", "/v1/images", json={"name": "rocky9", "kernel": "http://x/vmlinuz"})
+    assert r.status == 201, await r.text()
+    dep = await act(api, "r01n01", "deploy", image="rocky9")
     for _ in range(200):
         if (await node(api, "r01n01"))["state"] == "deploy-wait":
             break

@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from drivers.registry import BmcRegistry
+from provisiond.api.boot_routes import boot_routes
 from provisiond.api.errors import error_middleware
 from provisiond.api.keys import SERVICES, SETTINGS, Services
 from provisiond.api.openapi import build as build_openapi
@@ -21,13 +22,16 @@ from provisiond.api.routes import v1_routes
 from provisiond.api.routing import install
 from provisiond.auth import Authenticator
 from provisiond.bmc import BmcGateway
+from provisiond.boot import BootService
 from provisiond.config import Settings
 from provisiond.crypto import SecretBox, load_or_create_key
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import ConfigError
 from provisiond.models import Node
+from provisiond.netboot import Netboot
 from provisiond.powersync import PowerSync
+from pxe.dhcp_server import LoaderMemory
 
 log = logging.getLogger(__name__)
 OPENAPI = web.AppKey("openapi", str)
@@ -54,7 +58,10 @@ async def open_services(settings: Settings) -> Services:
         await db.close()
         raise
     auth = Authenticator(db, ttl=settings.api.token_cache_seconds)
-    return Services(settings=settings, db=db, box=box, registry=registry, engine=engine, auth=auth)
+    boot = BootService(db, settings, engine, LoaderMemory())
+    return Services(
+        settings=settings, db=db, box=box, registry=registry, engine=engine, auth=auth, boot=boot
+    )
 
 
 async def _refuse_new_key_over_old_secrets(db: Database, settings: Settings) -> None:
@@ -78,6 +85,16 @@ async def _refuse_new_key_over_old_secrets(db: Database, settings: Settings) -> 
 async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     services = await open_services(app[SETTINGS])
     app[SERVICES] = services
+    # DHCP and TFTP for the boot network (nothing when [pxe] mode = "off" and tftp is unset);
+    # first, so a port that cannot be bound stops the start before any work is taken
+    assert services.boot is not None
+    netboot = Netboot(services.settings, services.boot)
+    try:
+        await netboot.start()
+    except BaseException:
+        await services.engine.bmc.close()
+        await services.db.close()
+        raise
     runner = asyncio.create_task(services.engine.run(), name="engine")
     # power reconciliation (provisiond.powersync): reads power states only, never acts
     power_sync = PowerSync(
@@ -90,6 +107,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     # listing).
     gc.freeze()
     yield
+    await netboot.stop()
     await power_sync.stop()
     await services.engine.stop()
     runner.cancel()
@@ -108,7 +126,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
     )
     app[SETTINGS] = settings
-    routes = v1_routes()
+    routes = v1_routes() + boot_routes()
     app[OPENAPI] = json.dumps(build_openapi(routes))
     app.cleanup_ctx.append(_services_ctx)
     install(app, routes)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from drivers.registry import BmcRegistry
 from provisiond.auth import Authenticator
+from provisiond.boot import BootService
 from provisiond.config import Settings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
@@ -22,6 +23,7 @@ class Services:
     registry: BmcRegistry
     engine: Engine
     auth: Authenticator
+    boot: BootService | None = None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -284,7 +284,15 @@ async def node_action(call: Call) -> web.StreamResponse:
             action=action.value,
         )
     body: sc.ActionRequest = call.body
-    params = {"reason": body.reason} if body.reason else {}
+    params: dict[str, Any] = {"reason": body.reason} if body.reason else {}
+    if action in (Action.DEPLOY, Action.REBUILD):
+        if body.image:
+            params["image"] = body.image  # the engine checks it exists, after the state check
+    elif body.image is not None:
+        raise ValidationError(
+            f"{action.value} takes no image",
+            [FieldProblem("image", "only deploy and rebuild take an image", value=body.image)],
+        )
     op = await call.services.engine.submit(
         call.match("node"),
         action.value,

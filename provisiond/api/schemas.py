@@ -76,6 +76,7 @@ class EnrollQuery(_In):
 
 class ActionRequest(_Body):
     reason: str | None = Field(None, max_length=1000, description="maintenance reason")
+    image: str | None = Field(None, max_length=64, description="deploy/rebuild: the image name")
 
 
 class NodePatch(_Body):
@@ -232,3 +233,48 @@ class Problem(_Out):
     detail: str
     instance: str | None = None
     errors: list[ProblemField] | None = None
+
+
+# ------------------------------------------------------------------------ network boot
+
+
+class BootScriptQuery(_In):
+    mac: str = Field(description="the booting NIC's MAC (iPXE: ${net0/mac})")
+
+
+class AgentInspect(_Body):
+    token: str = Field(min_length=16, max_length=200, description="one-time token from the "
+                       "kernel command line (provisiond.token=)")  # fmt: skip
+    report: dict[str, Any] = Field(description="the agent's report (docs/agent.md)")
+
+
+class AgentDeployed(_Body):
+    token: str = Field(min_length=16, max_length=200)
+
+
+class AgentAnswer(_Out):
+    node: str | None = None
+
+
+class ImageIn(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    kernel: str = Field(min_length=1, max_length=2000, description="asset path or http(s) URL")
+    initrd: str | None = Field(None, max_length=2000)
+    cmdline: str = Field("", max_length=4000)
+    kernel_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    initrd_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class ImageOut(_Out):
+    name: str
+    kernel: str
+    initrd: str | None
+    cmdline: str
+
+
+class ImageList(_Out):
+    items: list[ImageOut]
+
+
+class DiscoveredList(_Out):
+    items: list[dict[str, Any]]
