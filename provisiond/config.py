@@ -175,8 +175,14 @@ class PxeSettings(_Section):
     mode: Literal["off", "proxy", "authoritative"] = "off"
     interface: str = ""  # the boot network's interface (DHCP binds to it)
     server_address: str = ""  # our address on the boot network: siaddr, option 54, TFTP
-    # TFTP: boot loaders (Debian's ipxe package) plus per-node files generated on the fly
-    tftp_root: str = "/usr/lib/ipxe"
+    # TFTP serves tftp_root (default data_dir/tftp) and never follows a symlink out of it. The
+    # loaders are copied in at start from loaders_dir (Debian's ipxe package: its ipxe.efi there
+    # is a symlink to /boot/ipxe.efi, which a confined server must not follow)
+    tftp_root: str = ""
+    loaders_dir: str = "/usr/lib/ipxe"
+    loaders: list[str] = Field(
+        default_factory=lambda: ["undionly.kpxe", "ipxe.efi", "snponly.efi", "ipxe-arm64.efi"]
+    )
     tftp_listen: str = "0.0.0.0:69"
     # run TFTP in mode "off" too (when the site's DHCP points next-server at us); None: only
     # when this daemon answers DHCP
@@ -219,7 +225,7 @@ class PxeSettings(_Section):
                 raise ValueError(f"expected an IPv4 address, got {v!r}") from None
         return v
 
-    @field_validator("dns", "discovery_pool", mode="before")
+    @field_validator("dns", "discovery_pool", "loaders", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         # the environment gives "a,b" (or "" for none)
@@ -323,6 +329,10 @@ class Settings(_Section):
     @property
     def assets_path(self) -> Path:
         return Path(self.pxe.assets_dir) if self.pxe.assets_dir else self.data_dir / "assets"
+
+    @property
+    def tftp_path(self) -> Path:
+        return Path(self.pxe.tftp_root) if self.pxe.tftp_root else self.data_dir / "tftp"
 
     @property
     def key_file(self) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from pathlib import Path
 
 from provisiond.boot import BootService
@@ -39,6 +40,39 @@ def policy_config(settings: Settings) -> PolicyConfig:
     )
 
 
+def prepare_tftp_root(settings: Settings) -> Path:
+    """Copy the boot loaders into the TFTP root (when missing or changed), following the
+    symlinks of the loaders directory, which the admin chose; returns the root."""
+    p = settings.pxe
+    root = settings.tftp_path
+    root.mkdir(parents=True, exist_ok=True)
+    src_dir = Path(p.loaders_dir)
+    copied = []
+    for name in p.loaders:
+        src = src_dir / name
+        if not src.is_file():
+            continue
+        dst = root / name
+        if dst.is_symlink():
+            dst.unlink()
+        if dst.is_file() and dst.read_bytes() == src.read_bytes():
+            continue
+        tmp = root / f".{name}.tmp"
+        shutil.copyfile(src, tmp)  # follows the source's symlink
+        tmp.replace(dst)
+        copied.append(name)
+    have = [n for n in p.loaders if (root / n).is_file()]
+    if not have:
+        raise ConfigError(
+            f"no boot loader in {root} and none of {', '.join(p.loaders)} in pxe.loaders_dir "
+            f"{src_dir} (Debian: apt-get install ipxe)",
+            key="pxe.loaders_dir",
+        )
+    if copied:
+        log.info("tftp: copied %s from %s into %s", ", ".join(copied), src_dir, root)
+    return root
+
+
 class Netboot:
     def __init__(self, settings: Settings, boot: BootService) -> None:
         self.settings = settings
@@ -52,13 +86,7 @@ class Netboot:
         try:
             if p.tftp_enabled:
                 host, port = parse_listen(p.tftp_listen)
-                root = Path(p.tftp_root)
-                if not await asyncio.to_thread(root.is_dir):
-                    raise ConfigError(
-                        f"pxe.tftp_root {root} is not a directory (Debian: apt-get install ipxe "
-                        "for /usr/lib/ipxe)",
-                        key="pxe.tftp_root",
-                    )
+                root = await asyncio.to_thread(prepare_tftp_root, self.settings)
                 self.tftp = TftpService(
                     root,
                     host=host,

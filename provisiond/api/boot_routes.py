@@ -84,7 +84,7 @@ async def boot_asset(call: Call) -> web.StreamResponse:
     SHA-256 in ``Repr-Digest`` (RFC 9530) and ``X-Checksum-Sha256``; ``NAME.sha256`` answers the
     sha256sum line."""
     settings = call.services.settings
-    roots = [settings.assets_path, Path(settings.pxe.tftp_root)]
+    roots = [settings.assets_path, settings.tftp_path]
     rel = call.match("path")
     want_sum = rel.endswith(".sha256")
     path = _confine(roots, rel.removesuffix(".sha256") if want_sum else rel)
