@@ -575,6 +575,9 @@ def cmd_lab_bmc(args: argparse.Namespace) -> int:
         password=args.password,
         control=Path(args.control) if args.control else None,
         faults=list(args.fault or ()),
+        racks=[Path(r) for r in args.rack or ()],
+        boot_url=args.boot_url or "",
+        post_delay=args.post_delay,
     )
 
 
@@ -727,6 +730,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT=FAULT[:VALUE]",
         help="hung | slow:SECONDS | drop:PERCENT | wrong-password | flap:SECONDS | "
         "firmware:X.YY; PORT may be '*'; repeatable",
+    )
+    lbmc.add_argument(
+        "--rack",
+        action="append",
+        metavar="FILE",
+        help="rack file describing the hosts behind these BMCs (lab nodes: they PXE-boot "
+        "from --boot-url and run the agent); repeatable",
+    )
+    lbmc.add_argument("--boot-url", help="the daemon's HTTP base URL, e.g. http://127.0.0.1:8750")
+    lbmc.add_argument(
+        "--post-delay", type=float, default=1.0, help="seconds of firmware POST before PXE"
     )
     lbmc.set_defaults(fn=cmd_lab_bmc)
     lrf = lab.add_parser(

@@ -42,6 +42,7 @@ import pyghmi.ipmi.bmc as pyghmi_bmc
 import pyghmi.ipmi.private.session as ipmisession
 
 from drivers.bmc import pyghmi_fixes
+from provisiond.errors import ProvisionError
 
 log = logging.getLogger("provisiond.lab.bmc")
 
@@ -167,6 +168,8 @@ class LabBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.mfgid = LAB_MANUFACTURER_ID
         self.prodid = LAB_PRODUCT_ID
         self.serial = f"LAB{port:05d}"
+        self.nodes: Any = None  # provisiond.lab.node.LabNodes: the host behind this BMC
+        self.bind_address = address
 
     # power -----------------------------------------------------------------------------------
     def get_power_state(self) -> str:
@@ -187,6 +190,10 @@ class LabBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
         self.stats.boots.append(device)
         if flags[0] & 0x80 and not flags[0] & 0x40:
             self.boot = BootFlags(bytes([flags[0] & 0x7F, *flags[1:]]), self.boot.set_at)
+        if self.nodes is not None:
+            self.nodes.on_boot(
+                self.bind_address, self.port, device, lambda: self.get_power_state() == "on"
+            )
 
     def power_on(self) -> int:
         if self.get_power_state() == "off":
@@ -196,11 +203,12 @@ class LabBmc(pyghmi_bmc.Bmc):  # type: ignore[misc]
 
     def power_off(self) -> int:
         self._set_power("off")
+        if self.nodes is not None:
+            self.nodes.power_changed(self.bind_address, self.port)
         return 0
 
     def power_shutdown(self) -> int:  # soft off: the lab's "OS" obeys at once
-        self._set_power("off")
-        return 0
+        return self.power_off()
 
     def power_reset(self) -> int:
         if self.get_power_state() == "on":
@@ -382,6 +390,7 @@ class Lab:
         password: str = "password",
         control: Path | None = None,
         faults: dict[str, dict[str, Any]] | None = None,
+        nodes: Any = None,
     ) -> None:
         if not 1 <= count <= MAX_BMCS:
             raise ValueError(f"--count must be 1..{MAX_BMCS}, got {count}")
@@ -404,6 +413,7 @@ class Lab:
             try:
                 for i in range(count):
                     bmc = LabBmc(i, base_port + i, address, username, password)
+                    bmc.nodes = nodes
                     self.bmcs[bmc.port] = bmc
                     self._sel.register(bmc.serversocket, selectors.EVENT_READ, bmc)
             except OSError as exc:
@@ -542,6 +552,9 @@ def run(
     password: str,
     control: Path | None,
     faults: list[str],
+    racks: list[Path] | None = None,
+    boot_url: str = "",
+    post_delay: float = 1.0,
 ) -> int:
     """`provisiond lab bmc`: serve until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -550,6 +563,13 @@ def run(
         for spec in faults:
             port, fault = parse_spec(spec)
             flag_faults.setdefault(port, {}).update(fault)
+        nodes = None
+        if racks:
+            from provisiond.lab.node import LabNodes, load_racks
+
+            if not boot_url:
+                raise ValueError("--rack needs --boot-url (where lab nodes fetch iPXE scripts)")
+            nodes = LabNodes(load_racks(racks), boot_url, post_delay=post_delay)
         lab = Lab(
             count=count,
             base_port=base_port,
@@ -558,8 +578,9 @@ def run(
             password=password,
             control=control,
             faults=flag_faults,
+            nodes=nodes,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ProvisionError) as exc:
         print(f"provisiond lab bmc: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: lab.stop())

@@ -71,13 +71,15 @@ LAB_BASE_PORT = 6230
 LAB_COUNT = 8
 
 
-def _start_lab(data_dir: Path) -> subprocess.Popen[str]:
-    """The lab BMCs of rack r01; r01n08's BMC had its password changed behind our back."""
+def _start_lab(data_dir: Path, boot_url: str) -> subprocess.Popen[str]:
+    """The lab BMCs of rack r01 and the hosts behind them (lab nodes that PXE-boot over HTTP
+    from the daemon); r01n08's BMC had its password changed behind our back."""
     cmd = [
         sys.executable, "-m", "provisiond.cli", "lab", "bmc",
         "--count", str(LAB_COUNT), "--base-port", str(LAB_BASE_PORT),
         "--control", str(data_dir / "lab-faults.json"),
         "--fault", f"{LAB_BASE_PORT + 7}=wrong-password",
+        "--rack", str(EXAMPLES / "rack-r01.yaml"), "--boot-url", boot_url,
     ]  # fmt: skip
     print("$ provisiond lab bmc " + " ".join(cmd[5:]), flush=True)
     with open(data_dir / "lab.log", "wb") as lab_log:
@@ -143,6 +145,16 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError("daemon did not answer /healthz within 60 s")
 
 
+def _lab_assets(data_dir: Path) -> None:
+    """Stand-ins for the inspection ramdisk and an image: lab nodes download them (and check
+    their sha256) but do not execute them. Real ones: docs/pxe.md#assets."""
+    for rel in ("inspect/vmlinuz", "inspect/initrd.img", "images/lab/vmlinuz",
+                "images/lab/initrd.img"):  # fmt: skip
+        path = data_dir / "assets" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"provisiond lab stand-in for {rel}\n".encode())
+
+
 def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     data_dir = data_dir.resolve()
     marker = data_dir / ".provisiond-demo"
@@ -168,12 +180,13 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     # the lab answers at once: no need for the production pause between two commands to a BMC
     env["PROVISIOND_DRIVERS__IPMI__MIN_INTERVAL"] = "0.2"
     log = data_dir / "daemon.log"
+    _lab_assets(data_dir)
     _say("Lab BMCs: virtual IPMI BMCs on loopback (ipmitool can talk to them too)")
     lab: subprocess.Popen[str] | None = None
     redfish: subprocess.Popen[bytes] | None = None
     proc: subprocess.Popen[bytes] | None = None
     try:
-        lab = _start_lab(data_dir)
+        lab = _start_lab(data_dir, url)
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
@@ -247,12 +260,30 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
             _run(env, "node", "power-on", "r02n01", "--wait")
             _run(env, "node", "list", "--rack", "r02")
 
+        _say("Inspect: PXE via IPMI, the lab nodes fetch their iPXE script and run the agent")
+        print("(lab nodes: `provisiond lab bmc --rack ... --boot-url ...`; DHCP/TFTP stay off in")
+        print(" the demo, [pxe] mode = off: the scripts, assets and call-backs are real HTTP)")
+        _run(env, "node", "inspect", "r01n01", "r01n02", "r01n04", "--wait", "--timeout", "300")
+        _run(env, "node", "events", "r01n01", "--limit", "12")
+        _say("What the agent found: hardware, firmware, NICs and their switch ports (LLDP)")
+        shown = json.loads(_run(env, "node", "show", "r01n01", "--json", show=False))
+        found = shown["facts"].get("inspection", {})
+        print(json.dumps({k: found.get(k) for k in ("system", "cpu", "memory", "firmware",
+                                                    "lldp")}, indent=2))  # fmt: skip
+
+        _say("Deploy an image: stateless netboot, the image calls back when it is up")
+        _run(env, "image", "add", "lab-image", "--kernel", "images/lab/vmlinuz",
+             "--initrd", "images/lab/initrd.img", "--cmdline", "ro console=ttyS0")  # fmt: skip
+        _run(env, "node", "provide", "r01n04", "--wait")
+        _run(env, "node", "deploy", "r01n04", "--image", "lab-image", "--wait", "--timeout", "300")
+        _run(env, "node", "list", "--rack", "r01")
+
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
         _run(env, "node", "list", "--maintenance", "true")
 
         _say("An action the lifecycle does not allow answers 409 with the allowed actions")
-        _run(env, "node", "deploy", "r01n02", check=False)
+        _run(env, "node", "deploy", "r01n02", "--image", "lab-image", check=False)
 
         _say("Done")
         print(f"API: {url}   (OpenAPI: {url}/v1/openapi.json)")

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,10 +163,12 @@ def lab_bmc(
     username: str = "admin",
     password: str = "password",
     tmp: Path | None = None,
+    extra_args: Callable[[int], list[str]] | None = None,
 ) -> Iterator[Lab]:
     """A running `provisiond lab bmc` with ``count`` BMCs. ``faults`` are --fault specs that may
     use "{base}" / "{last}" for the first and last port (e.g. "{base}=hung"); ``control`` is the
-    initial control file content."""
+    initial control file content; ``extra_args(base)`` gives more arguments once the base port
+    is chosen (lab nodes: a rack file naming those ports)."""
     own_tmp = None
     if tmp is None:
         own_tmp = tempfile.TemporaryDirectory(prefix="labbmc-")
@@ -198,6 +200,8 @@ def lab_bmc(
             ]
             for spec in faults:
                 cmd += ["--fault", spec.format(base=base, last=last)]
+            if extra_args is not None:  # e.g. --rack FILE naming these ports, --boot-url
+                cmd += extra_args(base)
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
                     cmd,
