@@ -126,6 +126,14 @@ def decide(
         return Ignore("not a BOOTREQUEST")
     if mtype not in (MessageType.DISCOVER, MessageType.REQUEST, MessageType.INFORM):
         return Ignore(f"message type {mtype.name if mtype else 'missing'} needs no answer")
+    server_id = req.options.get(Opt.SERVER_ID)
+    if (
+        mtype is MessageType.REQUEST
+        and server_id is not None
+        and bytes(server_id) != ip_option(config.server_address)
+    ):
+        # RFC 2131 4.3.2: the client chose another server's offer; a server not named stays silent
+        return Ignore("REQUEST names another server: the client took its offer")
     if req.htype != 1 or req.hlen != 6:
         return Ignore(f"hardware type {req.htype}/{req.hlen}: only Ethernet is served")
     if config.mode == "proxy" and not req.is_netboot:

@@ -29,6 +29,8 @@ log = logging.getLogger("provisiond.pxe.dhcp")
 
 Lookup = Callable[[str], Awaitable[NodeBoot | None]]
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+RECV_BUFFER = 4 * 1024 * 1024
 # answers being worked on at once; beyond it a datagram is dropped (clients retransmit)
 MAX_IN_FLIGHT = 4096
 
@@ -56,6 +58,11 @@ def open_socket(interface: str | None, port: int, address: str = "0.0.0.0") -> s
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    # a rack powering on sends ~1,000 DISCOVERs at once; the default buffer holds ~200
+    try:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)  # root: beyond rmem_max
+    except OSError:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
     if interface:
         s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.encode() + b"\0")
     s.bind((address, port))

@@ -24,7 +24,7 @@ import errno
 import logging
 import os
 import queue
-import selectors
+import select
 import socket
 import stat
 import struct
@@ -52,7 +52,7 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; Python 3.11 does not export it
 
 OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR, OP_OACK = 1, 2, 3, 4, 5, 6
-ERR_UNDEFINED, ERR_NOT_FOUND, ERR_ACCESS, ERR_ILLEGAL, ERR_UNKNOWN_TID, ERR_OPTIONS = 0, 1, 2, 4, 5, 8
+ERR_UNDEFINED, ERR_NOT_FOUND, ERR_ACCESS, ERR_ILLEGAL, ERR_OPTIONS = 0, 1, 2, 4, 8
 
 DEFAULT_BLKSIZE = 512
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464  # RFC 2348
@@ -65,38 +65,48 @@ MAX_PENDING = 512  # requests being resolved at once; beyond it they are dropped
 MAX_JUNK = 200  # stray packets one transfer tolerates before it is abandoned
 CACHE_FILE_MAX = 64 << 20  # files up to this size are kept in memory, shared by transfers
 CACHE_TOTAL_MAX = 256 << 20
+PREBUILD_MAX = 16 << 20  # cached files up to this size keep their DATA packets ready-made
 MAX_BLOCKS = 1 << 32  # with block-number rollover; larger files are refused
 RESOLVERS = 4
+IO_THREADS = 1
 SCAN_EVERY_S = 0.05  # how often timeouts are checked
 THROTTLE_KEYS = 4096
 
 _DATA_HDR = [struct.pack("!HH", OP_DATA, n) for n in range(65536)]
-_ACK = struct.Struct("!HH")
 
 
 class _Throttle:
-    """At most one warning per ``every`` seconds per key (client and kind), with the count of the
-    ones skipped; the key table is bounded."""
+    """At most ``burst`` warnings per ``every`` seconds per key (a client and a kind), then one
+    line with the count of the ones skipped; the key table is bounded."""
 
-    def __init__(self, every: float = 10.0) -> None:
+    def __init__(self, every: float = 10.0, burst: int = 5) -> None:
         self.every = every
-        self.last: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.burst = burst
+        self.windows: collections.OrderedDict[str, tuple[float, int]] = collections.OrderedDict()
         self.skipped: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def __call__(self, key: str, msg: str, *args: object, exc_info: bool = False) -> None:
+        with self.lock:
+            line = self._admit(key, msg)
+        if line is not None:
+            log.warning(line, *args, exc_info=exc_info)
+
+    def _admit(self, key: str, msg: str) -> str | None:
         now = time.monotonic()
-        last = self.last.get(key)
-        if last is not None and now - last < self.every:
+        start, count = self.windows.get(key, (now, 0))
+        if now - start >= self.every:
+            start, count = now, 0
+        if count >= self.burst:
             self.skipped[key] = self.skipped.get(key, 0) + 1
-            return
+            return None
         skipped = self.skipped.pop(key, 0)
-        more = f" ({skipped} more like it)" if skipped else ""
-        log.warning(msg + more, *args, exc_info=exc_info)
-        self.last[key] = now
-        self.last.move_to_end(key)
-        while len(self.last) > THROTTLE_KEYS:
-            old, _ = self.last.popitem(last=False)
+        self.windows[key] = (start, count + 1)
+        self.windows.move_to_end(key)
+        while len(self.windows) > THROTTLE_KEYS:
+            old, _ = self.windows.popitem(last=False)
             self.skipped.pop(old, None)
+        return msg + (f" ({skipped} more like it)" if skipped else "")
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -198,9 +208,29 @@ class _Source:
 
 
 class _Memory(_Source):
-    def __init__(self, data: bytes) -> None:
+    """Bytes in memory. A cached file also keeps its DATA packets ready-made for the last
+    blksize asked (a rack boots with one client build, so one blksize): no copy per send."""
+
+    def __init__(self, data: bytes, *, shared: bool = False) -> None:
         self.view = memoryview(data)
         self.size = len(data)
+        self.shared = shared and self.size <= PREBUILD_MAX
+        self._lock = threading.Lock()
+        self._packets: tuple[int, list[bytes]] | None = None
+
+    def packets(self, blksize: int) -> list[bytes] | None:
+        if not self.shared or blksize < DEFAULT_BLKSIZE:
+            return None
+        with self._lock:
+            if self._packets is not None and self._packets[0] == blksize:
+                return self._packets[1]
+            view, hdr = self.view, _DATA_HDR
+            built = [
+                hdr[(i + 1) & 0xFFFF] + view[i * blksize : (i + 1) * blksize]
+                for i in range(self.size // blksize + 1)
+            ]
+            self._packets = (blksize, built)
+            return built
 
     def block(self, index: int, blksize: int) -> bytes | memoryview:
         start = (index - 1) * blksize
@@ -228,27 +258,31 @@ class _FileCache:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.items: collections.OrderedDict[tuple[int, int, int, int], bytes] = (
+        self.items: collections.OrderedDict[tuple[int, int, int, int], _Memory] = (
             collections.OrderedDict()
         )
         self.total = 0
 
-    def get(self, key: tuple[int, int, int, int]) -> bytes | None:
+    def get(self, key: tuple[int, int, int, int]) -> _Memory | None:
         with self.lock:
             data = self.items.get(key)
             if data is not None:
                 self.items.move_to_end(key)
             return data
 
-    def put(self, key: tuple[int, int, int, int], data: bytes) -> None:
+    def put(self, key: tuple[int, int, int, int], data: _Memory) -> None:
         with self.lock:
             if key in self.items:
                 return
             self.items[key] = data
-            self.total += len(data)
+            self.total += self.cost(data)
             while self.total > CACHE_TOTAL_MAX and self.items:
                 _, old = self.items.popitem(last=False)
-                self.total -= len(old)
+                self.total -= self.cost(old)
+
+    @staticmethod
+    def cost(data: _Memory) -> int:
+        return data.size * 2 if data.shared else data.size  # with its ready-made packets
 
 
 # ----------------------------------------------------------------------------- transfers
@@ -284,6 +318,7 @@ class _Transfer:
         "junk",
         "last_block",
         "opts",
+        "packets",
         "path",
         "retries",
         "sent_upto",
@@ -301,6 +336,7 @@ class _Transfer:
         self.path = path
         self.source = source
         self.opts = opts
+        self.packets = source.packets(opts.blksize) if isinstance(source, _Memory) else None
         self.blksize = opts.blksize
         self.window = opts.windowsize
         self.timeout = opts.timeout
@@ -315,18 +351,18 @@ class _Transfer:
         self.deadline = now + self.timeout
         self.expires = now + MAX_TRANSFER_S
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
 
 class TftpService:
     """A read-only TFTP server on ``host:port`` serving ``root`` and ``dynamic`` files.
 
     ``dynamic(path, client)`` is asked first for every read request with the normalized relative
     path (already checked for '..' and absolute paths); bytes are served, None falls through to
-    ``root``. It and ``on_sent(path, client, nbytes)`` run on the service's threads (a resolver
-    and the I/O thread): keep them quick; their exceptions are logged, never raised into the
-    service.
+    ``root``. It runs on a resolver thread, ``on_sent(path, client, nbytes)`` on an I/O thread:
+    keep both quick; their exceptions are logged, never raised into the service.
+
+    ``io_threads`` (settable before ``start``) I/O threads share the transfers, a client (address
+    and port) always on the same one. The default is one: measured on 2 CPUs, a second thread
+    lost more to the GIL than it gained (docs/benchmarks.md, "TFTP storm").
     """
 
     def __init__(
@@ -345,6 +381,7 @@ class TftpService:
         self.dynamic = dynamic
         self.on_sent = on_sent
         self.interface = interface
+        self.io_threads = IO_THREADS  # may be changed before start()
         self.stats: dict[str, int] = {
             "requests": 0,
             "sent": 0,
@@ -356,19 +393,15 @@ class TftpService:
             "active": 0,
             "malformed": 0,
         }
+        self._stats_lock = threading.Lock()
         self._throttle = _Throttle()
         self._factory = TftpPacketFactory()
         self._cache = _FileCache()
         self._listener: socket.socket | None = None
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
-        self._selector: selectors.BaseSelector | None = None
-        self._thread: threading.Thread | None = None
+        self._workers: list[_Worker] = []
         self._pool: ThreadPoolExecutor | None = None
-        self._resolved: queue.SimpleQueue[_Resolved] = queue.SimpleQueue()
         self._pending: set[Addr] = set()
-        self._transfers: dict[int, _Transfer] = {}
-        self._by_client: dict[Addr, _Transfer] = {}
+        self._pending_lock = threading.Lock()
         self._stopping = threading.Event()
         self._port = 0
 
@@ -379,7 +412,7 @@ class TftpService:
         return self._port
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._workers:
             raise RuntimeError("TftpService already started")
         where = f"{self.host}:{self._want_port}"
         if self.interface:
@@ -396,46 +429,51 @@ class TftpService:
             raise OSError(exc.errno, f"TFTP cannot bind {where}: {exc.strerror or exc}") from exc
         self._listener = listener
         self._port = listener.getsockname()[1]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ, None)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopping.clear()
         self._pool = ThreadPoolExecutor(RESOLVERS, thread_name_prefix="tftp-resolve")
-        self._thread = threading.Thread(target=self._run, name="tftp-io", daemon=True)
-        self._thread.start()
-        log.info("tftp: serving %s on %s:%d", self.root, self.host, self._port)
+        self._workers = [_Worker(self, i) for i in range(max(1, min(self.io_threads, 8)))]
+        self._workers[0].epoll.register(listener.fileno(), select.EPOLLIN)
+        for w in self._workers:
+            w.thread.start()
+        log.info(
+            "tftp: serving %s on %s:%d (%d I/O threads)",
+            self.root,
+            self.host,
+            self._port,
+            len(self._workers),
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
-        thread = self._thread
-        if thread is None:
+        if not self._workers:
             return
         self._stopping.set()
-        self._wake()
-        thread.join(timeout)
-        if thread.is_alive():
-            log.error("tftp: the I/O thread did not stop within %.1f s", timeout)
+        for w in self._workers:
+            w.wake()
+        end = time.monotonic() + timeout
+        for w in self._workers:
+            w.thread.join(max(0.0, end - time.monotonic()))
+            if w.thread.is_alive():
+                log.error("tftp: I/O thread %s did not stop within %.1f s", w.thread.name, timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        for t in list(self._transfers.values()):
-            self._end(t)
-        for s in (self._listener, self._wake_r, self._wake_w):
-            if s is not None:
-                s.close()
-        if self._selector is not None:
-            self._selector.close()
-        self._listener = self._wake_r = self._wake_w = None
-        self._selector = None
-        self._thread = None
+        for w in self._workers:
+            w.close()
+        self._workers = []
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._pending_lock:
+            self._pending.clear()
         self.stats["active"] = 0
 
-    def _wake(self) -> None:
-        if self._wake_w is not None:
-            with contextlib.suppress(OSError):
-                self._wake_w.send(b"\0")
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
+
+    def _set_active(self) -> None:
+        with self._stats_lock:
+            self.stats["active"] = sum(len(w.transfers) for w in self._workers)
 
     def _udp_socket(self) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -448,48 +486,16 @@ class TftpService:
             raise
         return s
 
-    # ------------------------------------------------------------------ the I/O thread
+    def _worker_for(self, client: Addr) -> _Worker:
+        return self._workers[hash(client) % len(self._workers)]
 
-    def _run(self) -> None:
-        assert self._selector is not None
-        next_scan = time.monotonic() + SCAN_EVERY_S
-        while not self._stopping.is_set():
-            try:
-                events = self._selector.select(SCAN_EVERY_S)
-                for key, _ in events:
-                    obj = key.fileobj
-                    if isinstance(obj, _Transfer):
-                        self._on_transfer_readable(obj)
-                    elif obj is self._listener:
-                        self._on_listener_readable()
-                    elif obj is self._wake_r:
-                        self._drain_wake()
-                self._start_resolved()
-                now = time.monotonic()
-                if now >= next_scan:
-                    next_scan = now + SCAN_EVERY_S
-                    self._scan_timeouts(now)
-            except Exception:
-                # a bug of ours in one packet's handling must not end the service
-                self._throttle("loop", "tftp: unexpected error in the I/O loop", exc_info=True)
-                time.sleep(0.01)
-
-    def _drain_wake(self) -> None:
-        assert self._wake_r is not None
-        for _ in range(64):
-            try:
-                if not self._wake_r.recv(4096):
-                    return
-            except OSError:
-                return
+    # ------------------------------------------------------------------ requests (worker 0)
 
     def _on_listener_readable(self) -> None:
         assert self._listener is not None
         for _ in range(64):  # bounded: the transfers get their turn
             try:
-                data, ancdata, _flags, addr = self._listener.recvmsg(
-                    65536, socket.CMSG_SPACE(12)
-                )
+                data, ancdata, _flags, addr = self._listener.recvmsg(65536, socket.CMSG_SPACE(12))
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -503,34 +509,41 @@ class TftpService:
                 self._on_request(data, (addr[0], addr[1]), local_ip)
             except Exception:
                 self._throttle(
-                    f"req-bug:{addr[0]}", "tftp: handling a request from %s failed", addr[0],
+                    f"req-bug:{addr[0]}",
+                    "tftp: handling a request from %s failed",
+                    addr[0],
                     exc_info=True,
                 )
 
     def _on_request(self, data: bytes, client: Addr, local_ip: str) -> None:
         opcode = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
         if opcode not in (OP_RRQ, OP_WRQ):
-            self.stats["malformed"] += 1
+            self._count("malformed")
             self._throttle(
-                f"stray:{client[0]}", "tftp: %s sent a non-request packet (opcode %d) to the "
-                "listener; dropped", client[0], opcode,
+                f"stray:{client[0]}",
+                "tftp: %s sent a non-request packet (opcode %d) to the listener; dropped",
+                client[0],
+                opcode,
             )
             return
         try:
             pkt = self._factory.parse(data)
         except Exception as exc:
-            self.stats["malformed"] += 1
+            self._count("malformed")
             self._throttle(
                 f"malformed:{client[0]}", "tftp: malformed request from %s: %s", client[0], exc
             )
             self._send_error(client, local_ip, ERR_ILLEGAL, "Illegal TFTP operation")
             return
-        self.stats["requests"] += 1
+        self._count("requests")
         if isinstance(pkt, TftpPacketWRQ):
-            self.stats["refused"] += 1
+            self._count("refused")
             self._throttle(
-                f"wrq:{client[0]}", "tftp: write request from %s:%d for %r refused",
-                client[0], client[1], pkt.filename,
+                f"wrq:{client[0]}",
+                "tftp: write request from %s:%d for %r refused",
+                client[0],
+                client[1],
+                pkt.filename,
             )
             self._send_error(client, local_ip, ERR_ACCESS, "Access violation: read-only server")
             return
@@ -538,7 +551,7 @@ class TftpService:
         raw: str = pkt.filename
         mode: str = pkt.mode
         if mode not in ("octet", "netascii"):
-            self.stats["malformed"] += 1
+            self._count("malformed")
             self._send_error(client, local_ip, ERR_ILLEGAL, f"Unsupported mode {mode[:20]!r}")
             return
         try:
@@ -546,23 +559,29 @@ class TftpService:
         except Refused as why:
             self._refuse(client, local_ip, raw, str(why))
             return
-        if client in self._pending or client in self._by_client:
+        worker = self._worker_for(client)
+        if client in worker.by_client:
             return  # a retransmitted request: the transfer under way answers it
-        if len(self._pending) >= MAX_PENDING:
-            self._throttle("busy", "tftp: too many requests being resolved; dropping some")
-            return
-        if len(self._transfers) >= MAX_ACTIVE:
+        with self._pending_lock:
+            if client in self._pending:
+                return  # the same, still being resolved
+            if len(self._pending) >= MAX_PENDING:
+                self._throttle("busy", "tftp: too many requests being resolved; dropping some")
+                return
+            self._pending.add(client)
+        if self.stats["active"] >= MAX_ACTIVE:
+            with self._pending_lock:
+                self._pending.discard(client)
             self._throttle("full", "tftp: %d transfers active; refusing more", MAX_ACTIVE)
             self._send_error(client, local_ip, ERR_UNDEFINED, "Server busy, try again")
             return
         options = {str(k).lower(): str(v) for k, v in pkt.options.items()}
         req = _Request(client, local_ip, path, raw, mode, options)
-        self._pending.add(client)
         assert self._pool is not None
-        self._pool.submit(self._resolve_job, req)
+        self._pool.submit(self._resolve_job, req, worker)
 
     def _refuse(self, client: Addr, local_ip: str, raw: str, why: str) -> None:
-        self.stats["refused"] += 1
+        self._count("refused")
         self._throttle(
             f"refused:{client[0]}", "tftp: refused %r to %s:%d: %s", raw, client[0], client[1], why
         )
@@ -583,14 +602,14 @@ class TftpService:
 
     # ------------------------------------------------------------------ resolving (pool)
 
-    def _resolve_job(self, req: _Request) -> None:
+    def _resolve_job(self, req: _Request, worker: _Worker) -> None:
         try:
             res = self._resolve(req)
         except Exception:
             log.exception("tftp: resolving %r for %s failed", req.raw_path, req.client[0])
             res = _Resolved(req, error=(ERR_UNDEFINED, "Internal error"))
-        self._resolved.put(res)
-        self._wake()
+        worker.resolved.put(res)
+        worker.wake()
 
     def _resolve(self, req: _Request) -> _Resolved:
         if self.dynamic is not None:
@@ -620,12 +639,16 @@ class TftpService:
             if not stat.S_ISREG(st.st_mode):
                 return _Resolved(req, error=(ERR_NOT_FOUND, "File not found"))
             key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-            data = self._cache.get(key)
-            if data is None and st.st_size <= CACHE_FILE_MAX:
-                data = _read_all(fd, st.st_size)
-                self._cache.put(key, data)
-            if data is not None:
-                return self._memory_source(req, data)
+            cached = self._cache.get(key)
+            if cached is None and st.st_size <= CACHE_FILE_MAX:
+                cached = _Memory(_read_all(fd, st.st_size), shared=True)
+                self._cache.put(key, cached)
+            if cached is not None:
+                if req.mode == "netascii":
+                    return self._memory_source(req, bytes(cached.view))
+                # builds the ready-made packets here, not on the I/O thread
+                cached.packets(negotiate(req.options, cached.size).blksize)
+                return _Resolved(req, source=cached)
             if req.mode == "netascii":
                 return _Resolved(req, error=(ERR_UNDEFINED, "netascii not offered for large files"))
             src = _FileFd(fd, st.st_size)
@@ -641,42 +664,115 @@ class TftpService:
             data = netascii(data)
         return _Resolved(req, source=_Memory(data))
 
-    # ------------------------------------------------------------------ transfers (I/O thread)
 
-    def _start_resolved(self) -> None:
+class _Worker:
+    """One I/O thread: its epoll, its transfers (one connected UDP socket each) and the
+    retransmission timers. Worker 0 also reads the listener."""
+
+    def __init__(self, svc: TftpService, index: int) -> None:
+        self.svc = svc
+        self.epoll = select.epoll()
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.epoll.register(self.wake_r.fileno(), select.EPOLLIN)
+        self.resolved: queue.SimpleQueue[_Resolved] = queue.SimpleQueue()
+        self.transfers: dict[int, _Transfer] = {}
+        self.by_client: dict[Addr, _Transfer] = {}
+        self.now = time.monotonic()  # of the current poll round: timers need no finer clock
+        self.thread = threading.Thread(target=self.run, name=f"tftp-io-{index}", daemon=True)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self.wake_w.send(b"\0")
+
+    def close(self) -> None:
+        """After the thread ended (or gave up on): every transfer's socket and file closed."""
+        for t in list(self.transfers.values()):
+            self.end(t)
+        self.epoll.close()
+        self.wake_r.close()
+        self.wake_w.close()
+
+    def run(self) -> None:
+        svc, epoll, transfers = self.svc, self.epoll, self.transfers
+        listener_fd = svc._listener.fileno() if svc._listener is not None else -1
+        wake_fd = self.wake_r.fileno()
+        next_scan = time.monotonic() + SCAN_EVERY_S
+        while not svc._stopping.is_set():
+            try:
+                events = epoll.poll(SCAN_EVERY_S, 1024)
+                self.now = time.monotonic()
+                for fd, _ in events:
+                    t = transfers.get(fd)
+                    if t is not None:
+                        self.on_readable(t)
+                    elif fd == listener_fd:
+                        svc._on_listener_readable()
+                    elif fd == wake_fd:
+                        self.drain_wake()
+                self.start_resolved()
+                now = self.now
+                if now >= next_scan:
+                    next_scan = now + SCAN_EVERY_S
+                    self.scan_timeouts(now)
+            except Exception:
+                # a bug of ours in one packet's handling must not end the service
+                svc._throttle("loop", "tftp: unexpected error in the I/O loop", exc_info=True)
+                time.sleep(0.01)
+
+    def drain_wake(self) -> None:
+        for _ in range(64):
+            try:
+                if not self.wake_r.recv(4096):
+                    return
+            except OSError:
+                return
+
+    def start_resolved(self) -> None:
+        svc = self.svc
         for _ in range(MAX_PENDING):
             try:
-                res = self._resolved.get_nowait()
+                res = self.resolved.get_nowait()
             except queue.Empty:
                 return
             req = res.request
-            self._pending.discard(req.client)
-            if res.refused_why is not None:
-                self._refuse(req.client, req.local_ip, req.raw_path, res.refused_why)
-            elif res.error is not None or res.source is None:
-                code, message = res.error or (ERR_UNDEFINED, "Internal error")
-                if code == ERR_NOT_FOUND:
-                    self.stats["not_found"] += 1
-                    log.info("tftp: %s:%d asked for %r: not found", *req.client, req.raw_path)
-                else:
-                    self.stats["failed"] += 1
-                self._send_error(req.client, req.local_ip, code, message)
-            else:
-                self._begin(req, res.source)
+            try:
+                self.start_one(res)
+            finally:
+                # after begin() recorded the transfer: a retransmitted request finds one of them
+                with svc._pending_lock:
+                    svc._pending.discard(req.client)
 
-    def _begin(self, req: _Request, source: _Source) -> None:
+    def start_one(self, res: _Resolved) -> None:
+        svc, req = self.svc, res.request
+        if res.refused_why is not None:
+            svc._refuse(req.client, req.local_ip, req.raw_path, res.refused_why)
+        elif res.error is not None or res.source is None:
+            code, message = res.error or (ERR_UNDEFINED, "Internal error")
+            if code == ERR_NOT_FOUND:
+                svc._count("not_found")
+                log.info("tftp: %s:%d asked for %r: not found", *req.client, req.raw_path)
+            else:
+                svc._count("failed")
+            svc._send_error(req.client, req.local_ip, code, message)
+        else:
+            self.begin(req, res.source)
+
+    def begin(self, req: _Request, source: _Source) -> None:
+        svc = self.svc
         opts = negotiate(req.options, source.size)
         if source.size // opts.blksize + 1 > MAX_BLOCKS:
             source.close()
-            self.stats["failed"] += 1
-            self._send_error(req.client, req.local_ip, ERR_UNDEFINED, "File too large")
+            svc._count("failed")
+            svc._send_error(req.client, req.local_ip, ERR_UNDEFINED, "File too large")
             return
         try:
-            sock = self._udp_socket()
+            sock = svc._udp_socket()
         except OSError as exc:
             source.close()
-            self.stats["failed"] += 1
-            self._throttle("socket", "tftp: no socket for a transfer: %s", exc)
+            svc._count("failed")
+            svc._throttle("socket", "tftp: no socket for a transfer: %s", exc)
             return
         try:
             sock.bind((req.local_ip, 0))
@@ -684,164 +780,164 @@ class TftpService:
         except OSError as exc:
             sock.close()
             source.close()
-            self.stats["failed"] += 1
-            self._throttle(f"send:{req.client[0]}", "tftp: cannot reach %s: %s", req.client[0], exc)
+            svc._count("failed")
+            svc._throttle(f"send:{req.client[0]}", "tftp: cannot reach %s: %s", req.client[0], exc)
             return
         t = _Transfer(sock, req.client, req.path, source, opts)
-        assert self._selector is not None
-        self._selector.register(t, selectors.EVENT_READ, None)
-        self._transfers[sock.fileno()] = t
-        self._by_client[req.client] = t
-        self.stats["active"] = len(self._transfers)
+        self.epoll.register(sock.fileno(), select.EPOLLIN)
+        self.transfers[sock.fileno()] = t
+        self.by_client[req.client] = t
+        svc._set_active()
         log.debug("tftp: %s:%d <- %r (%d bytes, %s)", *req.client, req.path, source.size, opts)
         if opts.acked:
-            self._send(t, oack_packet(opts.acked))
+            self.send(t, oack_packet(opts.acked))
         else:
-            self._send_window(t)
+            self.send_window(t)
 
-    def _send(self, t: _Transfer, packet: bytes | memoryview) -> bool:
+    def send(self, t: _Transfer, packet: bytes) -> None:
         try:
             t.sock.send(packet)
-            return True
         except (BlockingIOError, InterruptedError):
-            return True  # the socket buffer is full: the retransmission timer resends
+            pass  # the socket buffer is full: the retransmission timer resends
         except OSError as exc:
-            self._fail(t, f"send failed: {exc}")
-            return False
+            self.fail(t, f"send failed: {exc}")
+        t.deadline = self.now + t.timeout
 
-    def _send_window(self, t: _Transfer) -> None:
+    def send_window(self, t: _Transfer) -> None:
         """Send the blocks after the last acknowledged one, up to the window."""
         end = min(t.acked + t.window, t.last_block)
         block = t.acked + 1
-        sock, src, bs = t.sock, t.source, t.blksize
+        sock, src, bs, packets = t.sock, t.source, t.blksize, t.packets
         while block <= end:
             try:
-                sock.send(_DATA_HDR[block & 0xFFFF] + src.block(block, bs))
+                if packets is not None:
+                    sock.send(packets[block - 1])
+                else:
+                    sock.send(_DATA_HDR[block & 0xFFFF] + src.block(block, bs))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self._fail(t, f"send failed: {exc}")
+                self.fail(t, f"send failed: {exc}")
                 return
             block += 1
-        t.sent_upto = max(t.sent_upto, block - 1)
-        t.deadline = time.monotonic() + t.timeout
+        if block - 1 > t.sent_upto:
+            t.sent_upto = block - 1
+        t.deadline = self.now + t.timeout
 
-    def _on_transfer_readable(self, t: _Transfer) -> None:
-        for _ in range(16):
-            try:
-                data = t.sock.recv(1024)
-            except (BlockingIOError, InterruptedError):
+    def on_readable(self, t: _Transfer) -> None:
+        # one datagram per readiness event: epoll is level-triggered, so another one waiting
+        # comes back at the next poll, and no recv ends in BlockingIOError (costly on the
+        # hot path: one ACK per block)
+        try:
+            data = t.sock.recv(1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # ICMP port unreachable: the client is gone
+            self.fail(t, f"client gone ({exc.strerror or exc})", quiet=True)
+            return
+        if len(data) >= 4 and data[0] == 0:
+            if data[1] == OP_ACK:
+                self.on_ack(t, (data[2] << 8) | data[3])
                 return
-            except OSError as exc:  # ICMP port unreachable: the client is gone
-                self._fail(t, f"client gone ({exc.strerror or exc})", quiet=True)
+            if data[1] == OP_ERROR:
+                self.on_client_error(t, (data[2] << 8) | data[3], data[4:])
                 return
-            if len(data) >= 4:
-                opcode, number = _ACK.unpack_from(data)
-                if opcode == OP_ACK:
-                    self._on_ack(t, number)
-                    if t.sock.fileno() < 0:
-                        return
-                    continue
-                if opcode == OP_ERROR:
-                    self._on_client_error(t, number, data[4:])
-                    return
-            self._junk(t, "unexpected packet")
-            if t.sock.fileno() < 0:
-                return
+        self.junk(t, "unexpected packet")
 
-    def _on_ack(self, t: _Transfer, number: int) -> None:
+    def on_ack(self, t: _Transfer, number: int) -> None:
         # the ACK's 16-bit number names a block in (acked, sent_upto]; ACK 0 acknowledges the
         # OACK. Duplicates and stale ACKs are ignored (never resent on: Sorcerer's Apprentice).
-        if t.sent_upto == 0 and t.acked == 0:
-            if number == 0 and t.opts.acked:
-                t.retries = 0
-                self._send_window(t)
-                return
+        if t.sent_upto == 0 and t.acked == 0 and number == 0 and t.opts.acked:
+            t.retries = 0
+            self.send_window(t)
+            return
         delta = (number - t.acked) & 0xFFFF
         if delta == 0 or delta > t.sent_upto - t.acked:
             if (t.acked - number) & 0xFFFF > t.window + 1:
-                self._junk(t, f"ACK for block {number} never sent")
+                self.junk(t, f"ACK for block {number} never sent")
             return
         t.acked += delta
         t.retries = 0
         if t.acked >= t.last_block:
-            self._complete(t)
+            self.complete(t)
             return
-        if t.acked >= t.sent_upto or t.window == 1:
-            self._send_window(t)
-        else:
-            # windowed: a partial ACK means the rest of the window was lost; RFC 7440 restarts
-            # the window from the block after the acknowledged one
-            self._send_window(t)
+        # the next window starts after the acknowledged block; with windowsize > 1 a partial
+        # ACK means the rest of the window was lost and is resent (RFC 7440)
+        self.send_window(t)
 
-    def _on_client_error(self, t: _Transfer, code: int, rest: bytes) -> None:
+    def on_client_error(self, t: _Transfer, code: int, rest: bytes) -> None:
         message = rest.split(b"\0", 1)[0].decode("ascii", "replace")[:100]
         if t.sent_upto == 0 and code in (ERR_UNDEFINED, ERR_OPTIONS):
             # a PXE ROM asking for tsize only, then aborting: normal, not a failure
-            self.stats["aborted"] += 1
+            self.svc._count("aborted")
             log.debug("tftp: %s:%d aborted %r after the OACK: %s", *t.client, t.path, message)
-            self._end(t)
+            self.end(t)
             return
-        self._fail(t, f"client sent error {code} {message!r}")
+        self.fail(t, f"client sent error {code} {message!r}", quiet=True)
 
-    def _junk(self, t: _Transfer, what: str) -> None:
+    def junk(self, t: _Transfer, what: str) -> None:
         t.junk += 1
-        self._throttle(f"junk:{t.client[0]}", "tftp: %s:%d sent %s", *t.client, what)
+        self.svc._throttle(f"junk:{t.client[0]}", "tftp: %s:%d sent %s", *t.client, what)
         if t.junk > MAX_JUNK:
-            self._fail(t, "too many stray packets")
+            self.fail(t, "too many stray packets")
 
-    def _scan_timeouts(self, now: float) -> None:
-        for t in list(self._transfers.values()):
+    def scan_timeouts(self, now: float) -> None:
+        for t in list(self.transfers.values()):
             if now >= t.expires:
-                self._fail(t, f"still running after {MAX_TRANSFER_S:.0f} s")
+                self.fail(t, f"still running after {MAX_TRANSFER_S:.0f} s")
             elif now >= t.deadline:
                 t.retries += 1
                 if t.retries > MAX_RETRIES:
-                    self._fail(t, f"no answer after {MAX_RETRIES} retransmissions")
+                    self.fail(t, f"no answer after {MAX_RETRIES} retransmissions")
                 elif t.sent_upto == 0 and t.opts.acked:
-                    self._send(t, oack_packet(t.opts.acked))
-                    t.deadline = now + t.timeout
+                    self.send(t, oack_packet(t.opts.acked))
                 else:
-                    self._send_window(t)
+                    self.send_window(t)
 
-    def _complete(self, t: _Transfer) -> None:
+    def complete(self, t: _Transfer) -> None:
+        svc = self.svc
         size = t.source.size
-        self.stats["sent"] += 1
-        self.stats["bytes"] += size
-        self._end(t)
+        with svc._stats_lock:
+            svc.stats["sent"] += 1
+            svc.stats["bytes"] += size
+        self.end(t)
         log.debug("tftp: %s:%d got %r (%d bytes)", *t.client, t.path, size)
-        if self.on_sent is not None:
+        if svc.on_sent is not None:
             try:
-                self.on_sent(t.path, t.client, size)
+                svc.on_sent(t.path, t.client, size)
             except Exception:
-                self._throttle("on_sent", "tftp: the on_sent callback failed", exc_info=True)
+                svc._throttle("on_sent", "tftp: the on_sent callback failed", exc_info=True)
 
-    def _fail(self, t: _Transfer, why: str, *, quiet: bool = False) -> None:
+    def fail(self, t: _Transfer, why: str, *, quiet: bool = False) -> None:
         if t.sock.fileno() < 0:
             return
-        self.stats["failed"] += 1
+        self.svc._count("failed")
         if not quiet:
             with contextlib.suppress(OSError):
                 t.sock.send(error_packet(ERR_UNDEFINED, why[:100]))
-        self._throttle(
-            f"fail:{t.client[0]}", "tftp: transfer of %r to %s:%d failed at block %d/%d: %s",
-            t.path, *t.client, t.acked, t.last_block, why,
+        self.svc._throttle(
+            f"fail:{t.client[0]}",
+            "tftp: transfer of %r to %s:%d failed at block %d/%d: %s",
+            t.path,
+            *t.client,
+            t.acked,
+            t.last_block,
+            why,
         )
-        self._end(t)
+        self.end(t)
 
-    def _end(self, t: _Transfer) -> None:
+    def end(self, t: _Transfer) -> None:
         fd = t.sock.fileno()
         if fd < 0:
             return
-        if self._selector is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(t)
-        self._transfers.pop(fd, None)
-        if self._by_client.get(t.client) is t:
-            del self._by_client[t.client]
+        with contextlib.suppress(OSError, ValueError):
+            self.epoll.unregister(fd)
+        self.transfers.pop(fd, None)
+        if self.by_client.get(t.client) is t:
+            del self.by_client[t.client]
         t.sock.close()
         t.source.close()
-        self.stats["active"] = len(self._transfers)
+        self.svc._set_active()
 
 
 def _read_all(fd: int, size: int) -> bytes:

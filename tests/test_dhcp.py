@@ -336,3 +336,18 @@ def test_loader_memory_tells_stages_apart_by_xid_and_age() -> None:
         mem.loader_offered(f"52:54:00:00:00:0{i}", i, now=0)
     assert not mem.chained("52:54:00:00:00:00", 9, now=1)
     assert mem.chained("52:54:00:00:00:02", 9, now=1)
+
+
+def test_request_naming_another_server_is_left_to_it() -> None:
+    """RFC 2131 4.3.2: the client took the site server's offer; we stay silent (both modes)."""
+
+    def request(server: bytes) -> bytes:
+        return packet(
+            (Opt.MESSAGE_TYPE, b"\x03"),
+            (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016"),
+            (Opt.CLIENT_ARCH, struct.pack("!H", 7)),
+            (Opt.SERVER_ID, server),
+        )
+
+    assert isinstance(decide(parse(request(bytes([198, 51, 100, 2]))), NODE, PROXY), Ignore)
+    assert isinstance(decide(parse(request(bytes([198, 51, 100, 1]))), NODE, PROXY), Offer)
