@@ -298,6 +298,8 @@ class BootService:
         """The inspection agent's report: facts, NICs and their switch ports, firmware. Stored
         in one transaction, then the waiting inspect operation is resumed."""
         async with self.db.write() as s:
+            if await self._already_delivered(s, token, report):
+                return {"node": None, "already_delivered": True}
             tok = await self._redeem(s, token, ("inspect", "discover"))
             if tok.purpose == "discover":
                 found = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == tok.mac))
@@ -320,6 +322,22 @@ class BootService:
             name = node.name
         await self.engine.resume(name, data={"inspection": summary})
         return {"node": name, **summary}
+
+    async def _already_delivered(
+        self, s: AsyncSession, token: str, report: Mapping[str, Any]
+    ) -> bool:
+        """The agent retries when an answer is lost; a copy of a report already stored with
+        this token is acknowledged, not refused (the token is one-time, the report is not new)."""
+        row = await s.scalar(select(BootToken).where(BootToken.token_hash == hash_token(token)))
+        if row is None or row.used_at is None:
+            return False
+        if row.node_id is None:
+            found = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == row.mac))
+            return found is not None and found.facts == dict(report)
+        node = await s.get(Node, row.node_id)
+        stored = dict((node.facts if node else {}).get("inspection") or {})
+        stored.pop("reported_at", None)
+        return stored == dict(report)
 
     async def _store_report(
         self, s: AsyncSession, node: Node, report: Mapping[str, Any]
@@ -368,7 +386,9 @@ class BootService:
                     nic.switch_name, nic.switch_port = sw, port
                     linked += 1
         for ib in report.get("infiniband") or ():
-            guid = ib.get("port_guid") if isinstance(ib, Mapping) else None
+            if not isinstance(ib, Mapping) or ib.get("link_layer") not in (None, "InfiniBand"):
+                continue  # a RoCE port's "GUID" is derived from its MAC: not an IB port
+            guid = ib.get("port_guid")
             if not isinstance(guid, str) or guid in by_guid:
                 continue
             if await s.scalar(select(Nic.id).where(Nic.guid == guid)) is not None:

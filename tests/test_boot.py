@@ -103,8 +103,12 @@ async def test_inspection_round_trip(api: Api) -> None:
     n = await node(api, "r01n01")
     assert n["state"] == "manageable" and n["power_state"] == "off"
     assert n["facts"]["inspection"]["system"]["serial"] == "S1"
-    # one-time: the same token again is refused
+    # a retry of the same report (its answer was lost) is acknowledged, nothing stored twice;
+    # the one-time token refuses anything else
     r = await api.client.post("/v1/agent/inspect", json={"token": token2, "report": report()})
+    assert r.status == 200 and (await r.json())["already_delivered"] is True
+    other = {**report(), "hostname": "changed"}
+    r = await api.client.post("/v1/agent/inspect", json={"token": token2, "report": other})
     assert r.status == 401 and "already used" in (await r.json())["detail"]
     async with api.services.db.read() as s:
         nid = await s.scalar(select(Node.id).where(Node.name == "r01n01"))

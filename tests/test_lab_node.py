@@ -69,8 +69,9 @@ def test_lab_nodes_inspect_and_deploy(
         )
         assert status == 201, body
         names = ["lb01", "lb02", "lb03"]
-        for n in names:
-            op = wait_for(lambda n=n: _op_done(d, _act(d, n, "manage")), 60, f"{n} managed")
+        managed = {n: _act(d, n, "manage") for n in names}
+        for n, op_id in managed.items():
+            op = wait_for(lambda op_id=op_id: _op_done(d, op_id), 60, f"{n} managed")
             assert op["state"] == "succeeded", op
         ops = {n: _act(d, n, "inspect") for n in ("lb01", "lb02")}
         for n, op_id in ops.items():
@@ -98,7 +99,8 @@ def test_lab_nodes_inspect_and_deploy(
             % sha.encode(),
         )
         assert status == 201, body
-        op = wait_for(lambda: _op_done(d, _act(d, "lb03", "provide")), 60, "lb03 available")
+        provide = _act(d, "lb03", "provide")
+        op = wait_for(lambda: _op_done(d, provide), 60, "lb03 available")
         assert op["state"] == "succeeded", op
         op_id = _act(d, "lb03", "deploy", image="img")
         op = wait_for(lambda: _op_done(d, op_id), 120, "lb03 deployed")

@@ -24,8 +24,10 @@ MODES = ("inspect", "discover")  # both post the report to /v1/agent/inspect
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m provisiond.agent",
-                                description="Collect hardware facts and post them to provisiond.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m provisiond.agent",
+        description="Collect hardware facts and post them to provisiond.",
+    )
     p.add_argument("--url", help="provisiond base URL (default: provisiond.url= on /proc/cmdline)")
     p.add_argument("--token", help="one-time token (default: provisiond.token= on /proc/cmdline)")
     p.add_argument("--mode", help="inspect (default) or discover (default: provisiond.mode=)")
@@ -36,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tries", type=int, default=6, help="HTTP attempts (5xx, network errors)")
     p.add_argument("--deadline", type=float, default=60.0,
                    help="stop retrying after this many seconds")  # fmt: skip
+    p.add_argument("--backoff", type=float, default=1.0,
+                   help="first retry delay in seconds (doubles per try, at most 15)")  # fmt: skip
     p.add_argument("--lldp-wait", type=float, default=0.0, metavar="S",
                    help="wait up to S seconds for LLDP neighbors before collecting")  # fmt: skip
     return p
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None, *, run: Runner | None = None) -> int:
         _err(f"note: {e}")
     try:
         answer = post(url, token, report, tries=args.tries, timeout=args.timeout,
-                      deadline=args.deadline, log=_err)  # fmt: skip
+                      deadline=args.deadline, backoff=args.backoff, log=_err)  # fmt: skip
     except PostError as exc:
         if exc.refused:
             _err(f"refused ({exc.status}): {exc.detail}")

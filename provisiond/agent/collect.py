@@ -87,7 +87,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def normalize_mac(text: str) -> str | None:
-    """aa:bb:.., AA-BB-.., aabb.ccdd.eeff, aabbccddeeff -> lowercase colon form; None if not a MAC."""
+    """aa:bb:.., AA-BB-.., aabb.ccdd.eeff, aabbccddeeff -> lowercase colon form, else None."""
     hexdigits = re.sub(r"[^0-9a-fA-F]", "", text)
     if len(hexdigits) != 12 or len(re.sub(r"[0-9a-fA-F:.\-]", "", text)) != 0:
         return None
@@ -394,6 +394,9 @@ def _disks(root: Path, errors: list[str]) -> list[dict[str, Any]]:
     return disks
 
 
+_PCI_SLOT = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]")
+
+
 def parse_ethtool_i(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in text.splitlines():
@@ -427,7 +430,7 @@ def _nics(root: Path, run: Runner, errors: list[str]) -> list[dict[str, Any]]:
         if bus is None:
             try:
                 link = os.path.basename(os.readlink(d / "device"))
-                bus = link if re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.\d", link) else None
+                bus = link if _PCI_SLOT.fullmatch(link) else None
             except OSError:
                 bus = None
         speed = _read_int(d / "speed")
@@ -557,7 +560,7 @@ def parse_lldpctl(data: Any) -> list[dict[str, Any]]:
     """`lldpctl -f json` (show neighbors): "interface" is a dict for one neighbor, a list of
     one-key dicts for several; "chassis" is keyed by SysName, or holds "id" when there is none."""
     out: list[dict[str, Any]] = []
-    lldp = data.get("lldp") if isinstance(data, dict) else None
+    lldp: Any = data.get("lldp") if isinstance(data, dict) else None
     if isinstance(lldp, list):  # json0-like shapes
         lldp = lldp[0] if lldp and isinstance(lldp[0], dict) else {}
     if not isinstance(lldp, dict):
@@ -579,7 +582,8 @@ def parse_lldpctl(data: Any) -> list[dict[str, Any]]:
             elif chassis:
                 name, first = next(iter(chassis.items()))
                 cbody = first if isinstance(first, dict) else {}
-        port = body.get("port") if isinstance(body.get("port"), dict) else {}
+        port_any = body.get("port")
+        port: dict[str, Any] = port_any if isinstance(port_any, dict) else {}
         out.append({
             "interface": ifname,
             "chassis_id": _lldp_value(cbody.get("id")),
@@ -594,7 +598,7 @@ def parse_lldpctl(data: Any) -> list[dict[str, Any]]:
 def collect_lldp(run: Runner, errors: list[str]) -> list[dict[str, Any]]:
     text = run(list(LLDPCTL))
     if text is None:
-        errors.append("lldp: lldpctl -f json failed or is missing (is lldpd installed and running?)")
+        errors.append("lldp: lldpctl -f json failed or is missing (is lldpd running?)")
         return []
     try:
         return parse_lldpctl(json.loads(text))

@@ -22,6 +22,7 @@ Spec keys (all optional but hostname):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,15 +96,21 @@ def _cpuinfo(cpu: Mapping[str, Any]) -> str:
     return "\n".join(stanzas) + "\n"
 
 
+def _fake_mac(peer: Mapping[str, Any]) -> str:
+    """A stable, locally administered chassis MAC for a switch the spec names but gives no id."""
+    digest = hashlib.sha1(str(peer.get("chassis_name") or "switch").encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
 def _lldp_json(nics: list[Mapping[str, Any]]) -> str:
     """What `lldpctl -f json` prints: one neighbor -> "interface" is a dict, several -> a list."""
-    items = []
+    items: list[dict[str, Any]] = []
     for nic in nics:
         peer = nic.get("lldp")
         if not peer:
             continue
         chassis_body: dict[str, Any] = {
-            "id": {"type": "mac", "value": peer.get("chassis_id") or "00:00:00:00:00:00"},
+            "id": {"type": "mac", "value": peer.get("chassis_id") or _fake_mac(peer)},
             "descr": "Cumulus Linux version 5.4.0 running on Mellanox SN2010",
             "mgmt-ip": "192.0.2.10",
             "capability": [{"type": "Bridge", "enabled": True},
@@ -115,8 +122,13 @@ def _lldp_json(nics: list[Mapping[str, Any]]) -> str:
         if peer.get("port_descr"):
             port["descr"] = peer["port_descr"]
         port["ttl"] = "120"
-        body: dict[str, Any] = {"via": "LLDP", "rid": str(len(items) + 1),
-                                "age": "0 day, 00:00:42", "chassis": chassis, "port": port}  # fmt: skip
+        body: dict[str, Any] = {
+            "via": "LLDP",
+            "rid": str(len(items) + 1),
+            "age": "0 day, 00:00:42",
+            "chassis": chassis,
+            "port": port,
+        }
         if peer.get("vlan") is not None:
             body["vlan"] = {"vlan-id": str(peer["vlan"]), "pvid": True,
                             "value": f"vlan{peer['vlan']}"}  # fmt: skip
@@ -147,20 +159,27 @@ def _lspci(spec: Mapping[str, Any]) -> str:
             rows.append({"slot": nic.get("bus_info") or _nic_bus(n), "class": "Ethernet controller",
                          "vendor": "Intel Corporation", "device": "Ethernet Controller E810-XXV",
                          "vendor_id": "8086", "device_id": "159b"})  # fmt: skip
-        for n, dev in enumerate(sorted({ib["device"] for ib in spec.get("infiniband") or ()})):
+        for n, _dev in enumerate(sorted({ib["device"] for ib in spec.get("infiniband") or ()})):
             rows.append({"slot": f"0000:{0x81 + n:02x}:00.0", "class": "Infiniband controller",
                          "vendor": "Mellanox Technologies", "device": "MT28908 Family [ConnectX-6]",
                          "vendor_id": "15b3", "device_id": "101b"})  # fmt: skip
     lines = []
     for r in rows:
-        lines.append(f'{r["slot"]} "{r["class"]} [{_PCI_CLASSES.get(r["class"], "ff00")}]" "{r["vendor"]} [{r["vendor_id"]}]" '
-                     f'"{r["device"]} [{r["device_id"]}]" -r00 "" ""')  # fmt: skip
+        cls = _PCI_CLASSES.get(r["class"], "ff00")
+        lines.append(
+            f'{r["slot"]} "{r["class"]} [{cls}]" "{r["vendor"]} [{r["vendor_id"]}]" '
+            f'"{r["device"]} [{r["device_id"]}]" -r00 "" ""'
+        )
     return "\n".join(lines) + "\n"
 
 
 _IB_STATES = {"DOWN": 1, "INIT": 2, "ARMED": 3, "ACTIVE": 4, "ACTIVE_DEFER": 5}
-_PCI_CLASSES = {"Host bridge": "0600", "Ethernet controller": "0200",
-                "Infiniband controller": "0207", "Non-Volatile memory controller": "0108"}
+_PCI_CLASSES = {
+    "Host bridge": "0600",
+    "Ethernet controller": "0200",
+    "Infiniband controller": "0207",
+    "Non-Volatile memory controller": "0108",
+}
 
 
 def _nic_bus(n: int) -> str:
@@ -255,7 +274,8 @@ def build_tree(dest: Path, spec: Mapping[str, Any]) -> Runner:
         outputs[tuple(IPMI_MC_INFO)] = (
             "Device ID                 : 32\nDevice Revision           : 1\n"
             f"Firmware Revision         : {spec['bmc_firmware']}\nIPMI Version              : 2.0\n"
-            "Manufacturer ID           : 10876\nManufacturer Name         : Super Micro Computer Inc.\n"
+            "Manufacturer ID           : 10876\n"
+            "Manufacturer Name         : Super Micro Computer Inc.\n"
         )
     outputs[tuple(LSPCI)] = _lspci(spec)
     if spec.get("lldpctl", True):
