@@ -5,11 +5,11 @@ per-node generated files (the ``dynamic`` callable, asked first). Requests are d
 tftpy's packet classes; the transfers are our own (tftpy's ``TftpServer.listen`` dies for every
 client on one client's exception, and its confinement follows symlinks out of the root).
 
-Threads: one I/O thread owns every socket (the listener and one connected UDP socket per
-transfer, the transfer's own TID as RFC 1350 asks) and a small pool resolves requests (the
-``dynamic`` callable, ``realpath`` checks, reading files) so a slow lookup never stalls the
-transfers in flight. Options: blksize (RFC 2348), tsize and timeout (RFC 2349), windowsize
-(RFC 7440).
+Threads: I/O threads (2 by default) each own an epoll and their transfers (one connected UDP
+socket per transfer, the transfer's own TID as RFC 1350 asks; the first thread also reads the
+listener), and a small pool resolves requests (the ``dynamic`` callable, ``realpath`` checks,
+reading files) so a slow lookup never stalls the transfers in flight. Options: blksize
+(RFC 2348), tsize and timeout (RFC 2349), windowsize (RFC 7440).
 
 It must never: write a file (WRQ is refused), serve a path that resolves outside the root
 (``..``, absolute paths, symlinks pointing out), let one transfer's failure reach another, or
@@ -68,7 +68,7 @@ CACHE_TOTAL_MAX = 256 << 20
 PREBUILD_MAX = 16 << 20  # cached files up to this size keep their DATA packets ready-made
 MAX_BLOCKS = 1 << 32  # with block-number rollover; larger files are refused
 RESOLVERS = 4
-IO_THREADS = 1
+IO_THREADS = min(2, os.cpu_count() or 1)
 SCAN_EVERY_S = 0.05  # how often timeouts are checked
 THROTTLE_KEYS = 4096
 
@@ -361,8 +361,9 @@ class TftpService:
     keep both quick; their exceptions are logged, never raised into the service.
 
     ``io_threads`` (settable before ``start``) I/O threads share the transfers, a client (address
-    and port) always on the same one. The default is one: measured on 2 CPUs, a second thread
-    lost more to the GIL than it gained (docs/benchmarks.md, "TFTP storm").
+    and port) always on the same one. Python holds the GIL only between system calls, and the
+    kernel's per-packet work is most of the cost, so a second thread helps on 2 CPUs; a fourth
+    did not (docs/benchmarks.md, "TFTP storm"). Default: 2, or 1 on a single CPU.
     """
 
     def __init__(
