@@ -37,6 +37,8 @@ bench: venv
 	@pg_url="$${PROVISIOND_TEST_PG_URL:-$$(bash .ci/postgres.sh)}"; \
 	  PROVISIOND_TEST_PG_URL="$$pg_url" $(BIN)/python bench/enroll_list.py
 	$(BIN)/python bench/power_sweep.py
+	$(BIN)/python bench/dhcp_storm.py
+	$(BIN)/python bench/tftp_storm.py
 
 clean:
 	rm -rf $(VENV) .demo .mypy_cache .ruff_cache .pytest_cache
