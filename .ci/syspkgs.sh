@@ -21,6 +21,15 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v dmidecode >/dev/null || need+=(dmidecode)
 command -v lspci >/dev/null || need+=(pciutils)
 command -v ethtool >/dev/null || need+=(ethtool)
+# the QEMU test's ramdisk takes the kernel from Debian's cloud kernel package, downloaded (never
+# installed) into apt's cache
+kernel_deb() { ls /var/cache/apt/archives/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1; }
+if ! kernel_deb && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -qq -d --no-install-recommends linux-image-cloud-amd64 \
+    || { apt-get update -qq && apt-get install -y -qq -d --no-install-recommends linux-image-cloud-amd64; }; } \
+    >/dev/null || echo "syspkgs: could not download linux-image-cloud-amd64 (QEMU agent test)" >&2
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
