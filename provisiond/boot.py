@@ -23,14 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond import events
 from provisiond.config import Settings
 from provisiond.db import Database
 from provisiond.engine import Engine
-from provisiond.errors import Conflict, NotFound, Unauthorized
+from provisiond.errors import Conflict, FieldProblem, NotFound, Unauthorized, ValidationError
 from provisiond.lifecycle import Action
 from provisiond.models import (
     ACTIVE_OPERATION_STATES,
@@ -43,6 +43,7 @@ from provisiond.models import (
     Operation,
     utcnow,
 )
+from provisiond.rackfile import normalise_guid, normalise_mac
 from pxe import ipxe
 from pxe.dhcp_policy import NodeBoot
 from pxe.dhcp_server import LoaderMemory
@@ -55,6 +56,13 @@ DEPLOY_STATES = ("deploying", "deploy-wait")
 LOOKUP_TTL = 5.0
 # at most one "pxe" event per node and stage in this many seconds
 EVENT_EVERY = 30.0
+# TFTP transfers waiting to be recorded as events; beyond it they are only logged
+MAX_EVENT_TASKS = 256
+# unenrolled MACs recorded for discovery; beyond it unknown MACs get "exit" (a flood of invented
+# MACs must not grow the database without end)
+MAX_DISCOVERED = 10_000
+# unused tokens kept per MAC (each script fetch makes one; the newest ones stay valid)
+TOKENS_PER_MAC = 4
 
 
 class TokenRefused(Unauthorized):
@@ -84,6 +92,8 @@ class BootService:
         self.memory = memory
         self._cache: dict[str, tuple[float, _Known | None]] = {}
         self._events: dict[tuple[str, str], float] = {}
+        self._by_ip: dict[str, tuple[float, _Known | None]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -122,30 +132,52 @@ class BootService:
         """From the TFTP thread: note the transfer as an event of the node with that address."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(
-                lambda: asyncio.ensure_future(self._tftp_event(path, client[0], size))
-            )
+            loop.call_soon_threadsafe(self._spawn_tftp_event, path, client[0], size)
+
+    def _spawn_tftp_event(self, path: str, ip: str, size: int) -> None:
+        if len(self._tasks) >= MAX_EVENT_TASKS:  # a download loop must not flood the database
+            return
+        task = asyncio.ensure_future(self._tftp_event(path, ip, size))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _tftp_event(self, path: str, ip: str, size: int) -> None:
         try:
-            async with self.db.read() as s:
-                row = (
-                    await s.execute(select(Node.id, Node.name).join(Nic.node).where(Nic.ip == ip))
-                ).first()
-            if row is not None:
-                await self._stage(_Known(row[0], row[1], ip), "tftp", f"TFTP: sent {path}")
+            now = time.monotonic()
+            hit = self._by_ip.get(ip)
+            if hit is not None and now - hit[0] < LOOKUP_TTL:
+                known = hit[1]
+            else:
+                async with self.db.read() as s:
+                    row = (
+                        await s.execute(
+                            select(Node.id, Node.name).join(Nic.node).where(Nic.ip == ip)
+                        )
+                    ).first()
+                known = _Known(row[0], row[1], ip) if row is not None else None
+                if len(self._by_ip) > 100_000:
+                    self._by_ip.clear()
+                self._by_ip[ip] = (now, known)
+            if known is not None:
+                await self._stage(known, "tftp", f"TFTP: sent {path}")
             log.info("tftp: sent %s (%d bytes) to %s", path, size, ip)
         except Exception:
             log.warning("tftp: recording the transfer to %s failed", ip, exc_info=True)
 
-    async def _stage(self, known: _Known, stage: str, message: str) -> None:
-        key = (known.node_id, stage + message)
+    def _due(self, node_id: str, what: str) -> bool:
+        """Throttle: True at most once per node and stage every EVENT_EVERY seconds."""
+        key = (node_id, what)
         now = time.monotonic()
         if now - self._events.get(key, -1e9) < EVENT_EVERY:
-            return
+            return False
         self._events[key] = now
         if len(self._events) > 100_000:
             self._events.clear()
+        return True
+
+    async def _stage(self, known: _Known, stage: str, message: str) -> None:
+        if not self._due(known.node_id, stage + message):
+            return
         async with self.db.write() as s:
             events.record(s, "pxe", message, node_id=known.node_id, data={"stage": stage})
 
@@ -165,33 +197,58 @@ class BootService:
                     Operation.node_id == node.id, Operation.state.in_(ACTIVE_OPERATION_STATES)
                 )
             )
+            reserved = await s.scalar(select(Nic.ip).where(Nic.mac == mac))
+            if (
+                self.settings.pxe.mode == "authoritative"
+                and reserved
+                and client is not None
+                and client != reserved
+            ):
+                # we gave this MAC its address: a request from elsewhere is not that node
+                log.warning("boot script for %s asked from %s, reserved %s", mac, client, reserved)
+                if self._due(node.id, f"script-from {client}"):
+                    events.record(
+                        s,
+                        "pxe",
+                        f"iPXE script for {mac} asked from {client}, not from its reserved "
+                        f"address {reserved}: refused",
+                        node_id=node.id,
+                        data={"stage": "script", "client": client},
+                    )
+                return ipxe.exit_script(f"{mac}: not from its reserved address")
             if op is not None and node.state in INSPECT_STATES and op.kind == Action.INSPECT:
-                token = await self._mint(s, "inspect", mac, node.id, op.id)
+                token = await self._mint(s, "inspect", mac, node.id, op.id, client)
                 text = ipxe.netboot(self._ramdisk(node.name, mac, "inspect", token))
                 what = "inspection ramdisk"
-            elif op is not None and node.state in DEPLOY_STATES and op.kind in (
-                Action.DEPLOY,
-                Action.REBUILD,
+            elif (
+                op is not None
+                and node.state in DEPLOY_STATES
+                and op.kind
+                in (
+                    Action.DEPLOY,
+                    Action.REBUILD,
+                )
             ):
                 image = await self._image_of(s, op)
                 if image is None:
                     text = ipxe.exit_script(f"{node.name}: deploy without an image")
                     what = "exit (no image)"
                 else:
-                    token = await self._mint(s, "deploy", mac, node.id, op.id)
+                    token = await self._mint(s, "deploy", mac, node.id, op.id, client)
                     text = ipxe.netboot(self._image_spec(node.name, mac, token, image))
                     what = f"image {image.name}"
             else:
                 text = ipxe.local_disk(node.name, node.boot_mode)
                 what = f"local disk (state {node.state})"
-            events.record(
-                s,
-                "pxe",
-                f"iPXE script: {what}",
-                node_id=node.id,
-                operation_id=op.id if op else None,
-                data={"stage": "script", "client": client},
-            )
+            if self._due(node.id, f"script {what}"):
+                events.record(
+                    s,
+                    "pxe",
+                    f"iPXE script: {what}",
+                    node_id=node.id,
+                    operation_id=op.id if op else None,
+                    data={"stage": "script", "client": client},
+                )
             return text
 
     async def _unknown(self, s: AsyncSession, mac: str, client: str | None) -> str:
@@ -199,6 +256,13 @@ class BootService:
             return ipxe.exit_script(f"{mac} is not enrolled")
         row = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == mac))
         now = utcnow()
+        if (
+            row is None
+            and (await s.scalar(select(func.count()).select_from(DiscoveredMac)) or 0)
+            >= MAX_DISCOVERED
+        ):
+            log.warning("discovery: %d MACs recorded already; %s gets exit", MAX_DISCOVERED, mac)
+            return ipxe.exit_script(f"{mac} is not enrolled (discovery list is full)")
         if row is None:
             s.add(DiscoveredMac(mac=mac, first_seen=now, last_seen=now, boots=1,
                                 client_address=client, facts={}))  # fmt: skip
@@ -207,7 +271,7 @@ class BootService:
             row.last_seen = now
             row.boots += 1
             row.client_address = client or row.client_address
-        token = await self._mint(s, "discover", mac, None, None)
+        token = await self._mint(s, "discover", mac, None, None, client)
         return ipxe.netboot(self._ramdisk(f"unknown {mac}", mac, "discover", token))
 
     def _asset_url(self, ref: str) -> str:
@@ -252,17 +316,30 @@ class BootService:
         return await s.scalar(select(Image).where(Image.name == name))
 
     async def _mint(
-        self, s: AsyncSession, purpose: str, mac: str, node_id: str | None, op_id: str | None
+        self,
+        s: AsyncSession,
+        purpose: str,
+        mac: str,
+        node_id: str | None,
+        op_id: str | None,
+        client: str | None,
     ) -> str:
-        """A fresh token; the earlier unused ones of this MAC and purpose stop working (only the
-        latest boot of a node can report)."""
-        await s.execute(
-            delete(BootToken).where(
-                BootToken.mac == mac, BootToken.purpose == purpose, BootToken.used_at.is_(None)
-            )
-        )
-        token = secrets.token_urlsafe(32)
+        """A fresh token, bound to the address that fetched the script. Expired tokens go; of
+        this MAC's unused ones only the newest TOKENS_PER_MAC stay valid (a host that keeps
+        fetching the script cannot invalidate the real node's token at once)."""
         now = utcnow()
+        await s.execute(delete(BootToken).where(BootToken.expires_at < now))
+        stale = (
+            await s.scalars(
+                select(BootToken.id)
+                .where(BootToken.mac == mac, BootToken.used_at.is_(None))
+                .order_by(BootToken.id.desc())
+                .offset(TOKENS_PER_MAC - 1)
+            )
+        ).all()
+        if stale:
+            await s.execute(delete(BootToken).where(BootToken.id.in_(stale)))
+        token = secrets.token_urlsafe(32)
         s.add(
             BootToken(
                 token_hash=hash_token(token),
@@ -270,6 +347,7 @@ class BootService:
                 mac=mac,
                 node_id=node_id,
                 operation_id=op_id,
+                client_address=client,
                 created_at=now,
                 expires_at=now + dt.timedelta(seconds=self.settings.pxe.token_ttl),
             )
@@ -278,29 +356,69 @@ class BootService:
 
     # ------------------------------------------------------------------ call-backs
 
-    async def _redeem(self, s: AsyncSession, token: str, purposes: tuple[str, ...]) -> BootToken:
+    async def _redeem(
+        self,
+        s: AsyncSession,
+        token: str,
+        purposes: tuple[str, ...],
+        client: str | None,
+        report: Mapping[str, Any] | None = None,
+    ) -> BootToken | None:
+        """The token, locked and marked used; None when it was used already for this same
+        report (the agent retries when an answer is lost: acknowledged, not refused)."""
         row = await s.scalar(
             select(BootToken).where(BootToken.token_hash == hash_token(token)).with_for_update()
         )
         now = utcnow()
         if row is None:
-            raise TokenRefused("unknown token (superseded by a later boot, or never issued)")
+            raise TokenRefused("unknown token (superseded by later boots, or never issued)")
+        if row.purpose not in purposes:
+            raise TokenRefused(f"a {row.purpose} token cannot be used here")
+        if (
+            self.settings.pxe.mode == "authoritative"
+            and row.client_address
+            and client is not None
+            and client != row.client_address
+        ):
+            raise TokenRefused(
+                f"token issued to {row.client_address}, presented by {client}; in authoritative "
+                "mode a token is bound to the address that fetched the script"
+            )
         if row.used_at is not None:
+            if report is not None and await self._same_report(s, row, report):
+                return None
             raise TokenRefused(f"token already used at {row.used_at.isoformat(timespec='seconds')}")
         if row.expires_at <= now:
             raise TokenRefused("token expired: the node booted too long ago; boot it again")
-        if row.purpose not in purposes:
-            raise TokenRefused(f"a {row.purpose} token cannot be used here")
         row.used_at = now
         return row
 
-    async def inspected(self, token: str, report: Mapping[str, Any]) -> dict[str, Any]:
-        """The inspection agent's report: facts, NICs and their switch ports, firmware. Stored
-        in one transaction, then the waiting inspect operation is resumed."""
+    async def _same_report(
+        self, s: AsyncSession, row: BootToken, report: Mapping[str, Any]
+    ) -> bool:
+        if row.node_id is None:
+            found = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == row.mac))
+            return found is not None and found.facts == dict(report)
+        node = await s.get(Node, row.node_id)
+        stored = dict((node.facts if node else {}).get("inspection") or {})
+        stored.pop("reported_at", None)
+        return stored == dict(report)
+
+    async def inspected(
+        self, token: str, report: Mapping[str, Any], client: str | None = None
+    ) -> dict[str, Any]:
+        """The inspection agent's report: facts, NICs and their switch ports, firmware, and the
+        resume of the waiting inspect operation, all in one transaction."""
         async with self.db.write() as s:
-            if await self._already_delivered(s, token, report):
+            tok = await self._redeem(s, token, ("inspect", "discover"), client, report)
+            if tok is None:
                 return {"node": None, "already_delivered": True}
-            tok = await self._redeem(s, token, ("inspect", "discover"))
+            macs = {_mac(n.get("mac")) for n in report.get("nics") or () if isinstance(n, Mapping)}
+            if tok.mac not in macs:
+                raise ValidationError(
+                    "the report does not list the NIC the node booted from",
+                    [FieldProblem("report.nics", f"no NIC with MAC {tok.mac}")],
+                )
             if tok.purpose == "discover":
                 found = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == tok.mac))
                 if found is not None:
@@ -319,25 +437,10 @@ class BootService:
                     state=node.state,
                 )
             summary = await self._store_report(s, node, report)
+            await self.engine.resume_in(s, node, operation_id=op.id, data={"inspection": summary})
             name = node.name
-        await self.engine.resume(name, data={"inspection": summary})
+        self.engine.wake()
         return {"node": name, **summary}
-
-    async def _already_delivered(
-        self, s: AsyncSession, token: str, report: Mapping[str, Any]
-    ) -> bool:
-        """The agent retries when an answer is lost; a copy of a report already stored with
-        this token is acknowledged, not refused (the token is one-time, the report is not new)."""
-        row = await s.scalar(select(BootToken).where(BootToken.token_hash == hash_token(token)))
-        if row is None or row.used_at is None:
-            return False
-        if row.node_id is None:
-            found = await s.scalar(select(DiscoveredMac).where(DiscoveredMac.mac == row.mac))
-            return found is not None and found.facts == dict(report)
-        node = await s.get(Node, row.node_id)
-        stored = dict((node.facts if node else {}).get("inspection") or {})
-        stored.pop("reported_at", None)
-        return stored == dict(report)
 
     async def _store_report(
         self, s: AsyncSession, node: Node, report: Mapping[str, Any]
@@ -352,11 +455,11 @@ class BootService:
             for item in report.get("lldp") or ()
             if isinstance(item, Mapping)
         }
-        linked = added = 0
+        linked = added = mismatches = 0
         for rn in report.get("nics") or ():
-            if not isinstance(rn, Mapping) or not isinstance(rn.get("mac"), str):
+            mac = _mac(rn.get("mac")) if isinstance(rn, Mapping) else None
+            if mac is None:
                 continue
-            mac = rn["mac"].lower()
             nic = by_mac.get(mac)
             if nic is None:
                 owner = await s.scalar(select(Node.name).join(Nic.node).where(Nic.mac == mac))
@@ -374,22 +477,27 @@ class BootService:
                 port = peer.get("port_id")
                 if isinstance(sw, str) and isinstance(port, str) and sw and port:
                     sw, port = sw[:64], port[:64]
-                    if (nic.switch_name, nic.switch_port) not in ((sw, port), (None, None)):
+                    if (nic.switch_name, nic.switch_port) == (None, None):
+                        nic.switch_name, nic.switch_port = sw, port
+                        linked += 1
+                    elif (nic.switch_name, nic.switch_port) != (sw, port):
+                        # the inventory's port is what switch automation will configure: a
+                        # report (which a host on the boot network could forge) never moves it
                         events.record(
                             s,
                             "inspect",
-                            f"NIC {mac}: LLDP says {sw} {port}, the inventory said "
-                            f"{nic.switch_name} {nic.switch_port}; now {sw} {port}",
+                            f"cabling: NIC {mac} is at {sw} {port} per LLDP, the inventory says "
+                            f"{nic.switch_name} {nic.switch_port}; fix the cable or the rack file",
                             node_id=node.id,
-                            data={"mac": mac, "was": [nic.switch_name, nic.switch_port]},
-                        )
-                    nic.switch_name, nic.switch_port = sw, port
-                    linked += 1
+                            data={"mac": mac, "lldp": [sw, port],
+                                  "inventory": [nic.switch_name, nic.switch_port]},
+                        )  # fmt: skip
+                        mismatches += 1
         for ib in report.get("infiniband") or ():
             if not isinstance(ib, Mapping) or ib.get("link_layer") not in (None, "InfiniBand"):
                 continue  # a RoCE port's "GUID" is derived from its MAC: not an IB port
-            guid = ib.get("port_guid")
-            if not isinstance(guid, str) or guid in by_guid:
+            guid = _guid(ib.get("port_guid"))
+            if guid is None or guid in by_guid:
                 continue
             if await s.scalar(select(Nic.id).where(Nic.guid == guid)) is not None:
                 continue
@@ -405,21 +513,42 @@ class BootService:
                 s.add(FirmwareReport(node_id=node.id, component=comp[:64], version=ver[:255],
                                      source=str(src or "agent")[:32], reported_at=now))  # fmt: skip
                 firmware += 1
-        summary = {"nics_added": added, "switch_links": linked, "firmware_reports": firmware}
+        summary = {
+            "nics_added": added,
+            "switch_links": linked,
+            "cabling_mismatches": mismatches,
+            "firmware_reports": firmware,
+        }
         events.record(s, "inspect", "inspection report stored", node_id=node.id, data=summary)
         return summary
 
-    async def deployed(self, token: str) -> dict[str, Any]:
+    async def deployed(self, token: str, client: str | None = None) -> dict[str, Any]:
         """The deployed image's call-back: the node is up in its image."""
         async with self.db.write() as s:
-            tok = await self._redeem(s, token, ("deploy",))
-            node = await s.scalar(select(Node).where(Node.id == tok.node_id))
+            tok = await self._redeem(s, token, ("deploy",), client)
+            assert tok is not None
+            node = await s.scalar(select(Node).where(Node.id == tok.node_id).with_for_update())
             op = await s.get(Operation, tok.operation_id) if tok.operation_id else None
             if node is None or op is None or op.state not in ACTIVE_OPERATION_STATES:
                 raise Conflict("the deployment this token was issued for is over")
             image = await self._image_of(s, op)
             if image is not None:
                 await s.execute(update(Node).where(Node.id == node.id).values(image_id=image.id))
+            await self.engine.resume_in(s, node, operation_id=op.id, data={"deployed": True})
             name = node.name
-        await self.engine.resume(name, data={"deployed": True})
+        self.engine.wake()
         return {"node": name}
+
+
+def _mac(value: Any) -> str | None:
+    try:
+        return normalise_mac(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _guid(value: Any) -> str | None:
+    try:
+        return normalise_guid(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

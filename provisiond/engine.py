@@ -331,57 +331,80 @@ class Engine:
         """A node called back: move its parked operation past the wait. Returns the op id."""
         async with self.db.write() as s:
             node = await resolve_node(s, node_ref, for_update=True)
-            op = (
-                await s.scalars(
-                    select(Operation)
-                    .where(
-                        Operation.node_id == node.id,
-                        Operation.state.in_(ACTIVE_OPERATION_STATES),
-                    )
-                    .with_for_update()
-                )
-            ).first()
-            steps = WORKFLOWS.get(op.kind, ()) if op else ()
-            idx = int(op.step or 0) if op else -1
-            if op is not None and 0 <= idx < len(steps) and steps[idx].kind != "wait":
-                # A fast node (or the lab) can call back while the boot step is still waiting
-                # for the power state to show: remember it for the wait step that comes next.
-                ahead = next((i for i in range(idx, len(steps)) if steps[i].kind == "wait"), None)
-                if ahead is not None and op.result.get("early_callback") != ahead:
-                    op.result = {
-                        **op.result,
-                        "early_callback": ahead,
-                        **({"callback": dict(data)} if data else {}),
-                    }
-                    events.record(
-                        s,
-                        "callback",
-                        "node called back before the wait began; it will not wait",
-                        node_id=node.id,
-                        operation_id=op.id,
-                    )
-                    return op.id
-            if op is None or idx >= len(steps) or steps[idx].kind != "wait":
-                raise Conflict(
-                    f"node {node.name} is not waiting for a call-back (state {node.state})",
-                    state=node.state,
-                )
-            now = utcnow()
-            op.step = str(idx + 1)
-            op.not_before = now
-            op.lease_owner = None
-            op.lease_expires_at = None
-            # what follows the call-back (e.g. powering off after inspection) gets its own time,
-            # not what is left of the wait state's deadline
-            follow_up = self._deadline_for("power", now)
-            if follow_up is not None and (op.deadline is None or op.deadline < follow_up):
-                op.deadline = follow_up
-            if data:
-                op.result = {**op.result, "callback": dict(data)}
-            events.record(s, "callback", "node called back", node_id=node.id, operation_id=op.id)
-            op_id = op.id
-        self._wake.set()
+            op_id = await self.resume_in(s, node, data=data)
+        self.wake()
         return op_id
+
+    def wake(self) -> None:
+        """Look for due work now (after a caller committed a resume_in)."""
+        self._wake.set()
+
+    async def resume_in(
+        self,
+        s: AsyncSession,
+        node: Node,
+        *,
+        operation_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> str:
+        """resume() inside the caller's transaction (the node row already locked), so what the
+        call-back brought and the resume commit together. ``operation_id``: resume only that
+        operation (a stale call-back must not complete a newer one). Call wake() after commit."""
+        op = (
+            await s.scalars(
+                select(Operation)
+                .where(
+                    Operation.node_id == node.id,
+                    Operation.state.in_(ACTIVE_OPERATION_STATES),
+                )
+                .with_for_update()
+            )
+        ).first()
+        if op is not None and operation_id is not None and op.id != operation_id:
+            raise Conflict(
+                f"node {node.name}: the call-back is for operation {operation_id}, which is over "
+                f"(now running {op.id}, {op.kind})",
+                state=node.state,
+            )
+        steps = WORKFLOWS.get(op.kind, ()) if op else ()
+        idx = int(op.step or 0) if op else -1
+        if op is not None and 0 <= idx < len(steps) and steps[idx].kind != "wait":
+            # A fast node (or the lab) can call back while the boot step is still waiting for
+            # the power state to show: remember it for the wait step that comes next.
+            ahead = next((i for i in range(idx, len(steps)) if steps[i].kind == "wait"), None)
+            if ahead is not None and op.result.get("early_callback") != ahead:
+                op.result = {
+                    **op.result,
+                    "early_callback": ahead,
+                    **({"callback": dict(data)} if data else {}),
+                }
+                events.record(
+                    s,
+                    "callback",
+                    "node called back before the wait began; it will not wait",
+                    node_id=node.id,
+                    operation_id=op.id,
+                )
+                return op.id
+        if op is None or idx >= len(steps) or steps[idx].kind != "wait":
+            raise Conflict(
+                f"node {node.name} is not waiting for a call-back (state {node.state})",
+                state=node.state,
+            )
+        now = utcnow()
+        op.step = str(idx + 1)
+        op.not_before = now
+        op.lease_owner = None
+        op.lease_expires_at = None
+        # what follows the call-back (e.g. powering off after inspection) gets its own time, not
+        # what is left of the wait state's deadline
+        follow_up = self._deadline_for("power", now)
+        if follow_up is not None and (op.deadline is None or op.deadline < follow_up):
+            op.deadline = follow_up
+        if data:
+            op.result = {**op.result, "callback": dict(data)}
+        events.record(s, "callback", "node called back", node_id=node.id, operation_id=op.id)
+        return op.id
 
     # ---------------------------------------------------------------- the loop
 
@@ -744,6 +767,9 @@ class Engine:
         async with self.db.write() as s:
             op, node = await self._owned(s, op_id)
             op.attempts = attempt
+            if "early_callback" in op.result:
+                # the step is retried (the node is booted again): that boot must call back anew
+                op.result = {k: v for k, v in op.result.items() if k != "early_callback"}
             op.not_before = utcnow() + dt.timedelta(seconds=delay)
             op.lease_owner = None
             op.lease_expires_at = None

@@ -221,6 +221,8 @@ class BootToken(Base):
         String(36), ForeignKey("nodes.id", ondelete="CASCADE"), index=True
     )
     operation_id: Mapped[str | None] = mapped_column(String(36))
+    # who fetched the script (authoritative mode: only that address may present the token)
+    client_address: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None]

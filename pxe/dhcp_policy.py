@@ -115,6 +115,23 @@ def _boot_file(
     return mapped
 
 
+RELAY_AGENT_INFO = 82
+SERVER_ID_OVERRIDE = 11  # RFC 5107: the relay put its own address in the client's option 54
+
+
+def _server_id_override(req: DhcpPacket) -> bytes | None:
+    raw = req.options.get(RELAY_AGENT_INFO)
+    if raw is None:
+        return None
+    data, i = bytes(raw), 0
+    while i + 2 <= len(data):
+        code, n = data[i], data[i + 1]
+        if code == SERVER_ID_OVERRIDE and n == 4 and i + 2 + n <= len(data):
+            return data[i + 2 : i + 6]
+        i += 2 + n
+    return None
+
+
 def decide(
     req: DhcpPacket, node: NodeBoot | None, config: PolicyConfig, *, chained: bool = True
 ) -> Offer | Ignore:
@@ -131,6 +148,7 @@ def decide(
         mtype is MessageType.REQUEST
         and server_id is not None
         and bytes(server_id) != ip_option(config.server_address)
+        and _server_id_override(req) != ip_option(config.server_address)
     ):
         # RFC 2131 4.3.2: the client chose another server's offer; a server not named stays silent
         return Ignore("REQUEST names another server: the client took its offer")

@@ -66,6 +66,9 @@ MAX_JUNK = 200  # stray packets one transfer tolerates before it is abandoned
 CACHE_FILE_MAX = 64 << 20  # files up to this size are kept in memory, shared by transfers
 CACHE_TOTAL_MAX = 256 << 20
 PREBUILD_MAX = 16 << 20  # cached files up to this size keep their DATA packets ready-made
+# what PXE ROMs, iPXE, tftp-hpa and atftp ask for (Ethernet MTU 1500 less headers, and less VLAN
+# or tunnel overheads); any other size is sent as slices of the file
+PREBUILT_BLKSIZES = frozenset({512, 1024, 1408, 1428, 1432, 1456, 1468})
 MAX_BLOCKS = 1 << 32  # with block-number rollover; larger files are refused
 RESOLVERS = 4
 IO_THREADS = min(2, os.cpu_count() or 1)
@@ -219,7 +222,9 @@ class _Memory(_Source):
         self._packets: tuple[int, list[bytes]] | None = None
 
     def packets(self, blksize: int) -> list[bytes] | None:
-        if not self.shared or blksize < DEFAULT_BLKSIZE:
+        # only the block sizes real clients ask for get ready-made packets: a client cycling
+        # odd sizes would otherwise make every transfer hold a copy of the file of its own
+        if not self.shared or blksize not in PREBUILT_BLKSIZES:
             return None
         with self._lock:
             if self._packets is not None and self._packets[0] == blksize:

@@ -91,14 +91,17 @@ async def test_inspection_round_trip(api: Api) -> None:
     assert "/boot/assets/inspect/vmlinuz" in text and "provisiond.mode=inspect" in text
     assert f"provisiond.mac={MAC}" in text and "BOOTIF=01-52-54-00-01-00-01" in text
     token = token_of(text)
-    # a second fetch (the node rebooted) supersedes the first token
-    token2 = token_of(await script(api))
+    # each fetch (the node rebooted) issues a token; only the newest few stay valid, so a host
+    # that keeps fetching cannot void the real node's token at once, nor collect many
+    for _ in range(4):
+        token2 = token_of(await script(api))
     r = await api.client.post("/v1/agent/inspect", json={"token": token, "report": report()})
-    assert r.status == 401, await r.text()
+    assert r.status == 401 and "superseded" in (await r.json())["detail"]
     r = await api.client.post("/v1/agent/inspect", json={"token": token2, "report": report()})
     assert r.status == 200, await r.text()
     out = await r.json()
     assert out["node"] == "r01n01" and out["firmware_reports"] == 2 and out["switch_links"] == 1
+    assert out["cabling_mismatches"] == 0
     assert (await wait_op(api, op["id"]))["state"] == "succeeded"
     n = await node(api, "r01n01")
     assert n["state"] == "manageable" and n["power_state"] == "off"
@@ -194,11 +197,12 @@ async def test_unknown_mac_is_discovered_and_reports(api: Api) -> None:
     mac = "52:54:00:77:00:01"
     text = await script(api, mac)
     assert "provisiond.mode=discover" in text
-    await script(api, mac)
+    for _ in range(4):
+        await script(api, mac)
     r = await api.client.post(
         "/v1/agent/inspect", json={"token": token_of(text), "report": report(mac)}
     )
-    assert r.status == 401  # superseded by the second boot
+    assert r.status == 401  # superseded by later boots
     text = await script(api, mac)
     r = await api.client.post(
         "/v1/agent/inspect", json={"token": token_of(text), "report": report(mac)}
@@ -206,7 +210,7 @@ async def test_unknown_mac_is_discovered_and_reports(api: Api) -> None:
     assert r.status == 200 and (await r.json())["discovered"] is True
     r = await api.req("GET", "/v1/discovered")
     (item,) = (await r.json())["items"]
-    assert item["mac"] == mac and item["boots"] == 3 and item["reported"]
+    assert item["mac"] == mac and item["boots"] == 6 and item["reported"]
     assert item["facts"]["system"]["serial"] == "S1"
     r = await api.req("GET", "/v1/discovered", role="tenant")
     assert r.status == 403
@@ -238,3 +242,57 @@ async def test_boot_assets_range_checksum_and_confinement(api: Api, tmp_path: Pa
     (loaders / "ipxe.efi").write_bytes(b"MZ efi")
     r = await api.client.get("/boot/assets/ipxe.efi")
     assert r.status == 200 and await r.read() == b"MZ efi"
+
+
+async def test_report_must_name_the_boot_nic_and_garbage_nics_are_skipped(api: Api) -> None:
+    await manageable(api, 1)
+    op = await act(api, "r01n01", "inspect")
+    await wait_state(api, "r01n01", "inspect-wait")
+    token = token_of(await script(api))
+    bad = {**report(), "nics": [{"name": "eno9", "mac": "52:54:00:99:99:99"}]}
+    r = await api.client.post("/v1/agent/inspect", json={"token": token, "report": bad})
+    assert r.status == 422 and "report.nics" in await r.text()
+    # the token was not spent by the refused report; junk MACs/GUIDs are skipped, not stored
+    junk = {
+        **report(),
+        "nics": [*report()["nics"], {"name": "x", "mac": "not-a-mac-at-all-really"}],
+        "infiniband": [{"port_guid": "0xZZ"}, {"port_guid": "fe80::1", "link_layer": "Ethernet"}],
+    }
+    r = await api.client.post("/v1/agent/inspect", json={"token": token, "report": junk})
+    assert r.status == 200, await r.text()
+    assert (await wait_op(api, op["id"]))["state"] == "succeeded"
+
+
+async def test_authoritative_binds_scripts_and_tokens_to_the_reserved_address(
+    api: Api,
+) -> None:
+    """In authoritative mode we gave the node its address: a script asked from another address
+    is refused, and a token only works from the address that fetched it."""
+    import dataclasses as _dc
+
+    text = rack_yaml(n=1).replace("pxe: true}", "pxe: true, ip: 127.0.0.1}", 1)
+    assert (await api.enroll(text)).status == 201
+    assert (await wait_op(api, (await act(api, "r01n01", "manage"))["id"]))["state"] == "succeeded"
+    boot = api.services.boot
+    assert boot is not None
+    auth = api.services.settings.model_copy(
+        update={"pxe": api.services.settings.pxe.model_copy(update={"mode": "authoritative"})}
+    )
+    boot.settings = auth
+    op = await act(api, "r01n01", "inspect")
+    await wait_state(api, "r01n01", "inspect-wait")
+    refused = await boot.script(MAC, "127.0.0.9")
+    assert "provisiond.token" not in refused and "not from its reserved address" in refused
+    token = token_of(await boot.script(MAC, "127.0.0.1"))
+    from provisiond.boot import TokenRefused
+
+    try:
+        await boot.inspected(token, report(), "127.0.0.9")
+    except TokenRefused as exc:
+        assert "bound to the address" in exc.message
+    else:
+        raise AssertionError("a token presented from another address was accepted")
+    out = await boot.inspected(token, report(), "127.0.0.1")
+    assert out["node"] == "r01n01"
+    assert (await wait_op(api, op["id"]))["state"] == "succeeded"
+    _ = _dc

@@ -351,3 +351,17 @@ def test_request_naming_another_server_is_left_to_it() -> None:
 
     assert isinstance(decide(parse(request(bytes([198, 51, 100, 2]))), NODE, PROXY), Ignore)
     assert isinstance(decide(parse(request(bytes([198, 51, 100, 1]))), NODE, PROXY), Offer)
+
+
+def test_request_through_a_relay_with_server_id_override_is_ours() -> None:
+    """RFC 5107: the relay names itself in option 54 and carries our address in 82.11."""
+    relay = bytes([203, 0, 113, 1])
+    p = packet(
+        (Opt.MESSAGE_TYPE, b"\x03"),
+        (Opt.VENDOR_CLASS, b"PXEClient:Arch:00007:UNDI:003016"),
+        (Opt.CLIENT_ARCH, struct.pack("!H", 7)),
+        (Opt.SERVER_ID, relay),
+        (82, bytes([1, 2, 0, 1, 11, 4, 198, 51, 100, 1])),
+        giaddr="203.0.113.1",
+    )
+    assert isinstance(decide(parse(p), NODE, PROXY), Offer)

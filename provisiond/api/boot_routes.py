@@ -103,13 +103,13 @@ async def boot_asset(call: Call) -> web.StreamResponse:
 
 async def agent_inspect(call: Call) -> web.StreamResponse:
     body: sc.AgentInspect = call.body
-    out = await _boot(call.services).inspected(body.token, body.report)
+    out = await _boot(call.services).inspected(body.token, body.report, call.request.remote)
     return web.json_response(out)
 
 
 async def agent_deployed(call: Call) -> web.StreamResponse:
     body: sc.AgentDeployed = call.body
-    out = await _boot(call.services).deployed(body.token)
+    out = await _boot(call.services).deployed(body.token, call.request.remote)
     return web.json_response(out)
 
 

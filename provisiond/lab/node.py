@@ -63,6 +63,12 @@ class _Host:
     boots: list[str] = field(default_factory=list)  # what each boot did, for tests and logs
 
 
+def _note(h: _Host, what: str) -> None:
+    """What a boot did (tests and logs read it); the last 50 are kept."""
+    h.boots.append(what)
+    del h.boots[:-50]
+
+
 def fixture_for(node: rackfile.NodeSpec, bmc_firmware: str | None = None) -> dict[str, Any]:
     """The agent fixture spec of an enrolled node (provisiond.agent.fixture.build_tree)."""
     eths = [n for n in node.nics if n.kind == "ethernet"]
@@ -225,7 +231,7 @@ class LabNodes:
             h.generation += 1
             gen = h.generation
         if device != "pxe":
-            h.boots.append(f"{device}: boots its disk")
+            _note(h, f"{device}: boots its disk")
             return
         t = threading.Thread(
             target=self._netboot, args=(h, gen, is_on), name=f"lab-node-{h.spec.name}", daemon=True
@@ -247,7 +253,7 @@ class LabNodes:
             url = f"{self.boot_url}/boot/ipxe?mac={h.spec.pxe_mac}"
             script = parse_script(self._fetch(url).decode())
             if script.local:
-                h.boots.append("pxe: script says local disk")
+                _note(h, "pxe: script says local disk")
                 log.info("lab node %s: script says boot from disk", name)
                 return
             assert script.kernel is not None
@@ -257,14 +263,14 @@ class LabNodes:
                 blob = self._fetch(ref)
                 want = script.sha256.get(what)
                 if want and hashlib.sha256(blob).hexdigest() != want:
-                    h.boots.append(f"pxe: {what} checksum mismatch")
+                    _note(h, f"pxe: {what} checksum mismatch")
                     log.warning("lab node %s: %s %s fails its sha256; not booting", name, what, ref)
                     return
             if not self._current(h, gen, is_on):
                 return
             self._run(h, gen, is_on, script)
         except Exception as exc:  # a lab host that fails to boot logs it, as a console would
-            h.boots.append(f"pxe: failed: {exc}")
+            _note(h, f"pxe: failed: {exc}")
             log.warning("lab node %s: network boot failed: %s", name, exc)
 
     def _fetch(self, url: str) -> bytes:
@@ -291,7 +297,7 @@ class LabNodes:
             if not self._current(h, gen, is_on):
                 return
             post(base, token, report, tries=3, timeout=HTTP_TIMEOUT)
-            h.boots.append(f"pxe: {mode} ramdisk reported")
+            _note(h, f"pxe: {mode} ramdisk reported")
             log.info("lab node %s: agent reported (%s)", h.spec.name, mode)
         elif mode == "deploy":
             body = json.dumps({"token": token}).encode()
@@ -302,7 +308,7 @@ class LabNodes:
             )
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT):
                 pass
-            h.boots.append("pxe: image booted, called back")
+            _note(h, "pxe: image booted, called back")
             log.info("lab node %s: image booted, called back", h.spec.name)
         else:
-            h.boots.append(f"pxe: unknown mode {mode!r}")
+            _note(h, f"pxe: unknown mode {mode!r}")

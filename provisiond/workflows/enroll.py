@@ -88,9 +88,7 @@ def _nic_rows(spec: NodeSpec) -> list[tuple[Any, ...]]:
 
 
 def _nic_rows_db(node: Node) -> list[tuple[Any, ...]]:
-    return [
-        (n.kind, n.mac, n.guid, n.pxe, n.switch_name, n.switch_port, n.ip) for n in node.nics
-    ]
+    return [(n.kind, n.mac, n.guid, n.pxe, n.switch_name, n.switch_port, n.ip) for n in node.nics]
 
 
 def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]:

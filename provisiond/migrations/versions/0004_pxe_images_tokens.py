@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("mac", sa.String(17), nullable=False),
         sa.Column("node_id", sa.String(36), nullable=True),
         sa.Column("operation_id", sa.String(36), nullable=True),
+        sa.Column("client_address", sa.String(45), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
