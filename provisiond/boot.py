@@ -80,6 +80,7 @@ class _Known:
     node_id: str
     name: str
     ip: str | None
+    loader: str | None = None
 
 
 class BootService:
@@ -110,10 +111,12 @@ class BootService:
         async with self.db.read() as s:
             row = (
                 await s.execute(
-                    select(Node.id, Node.name, Nic.ip).join(Nic.node).where(Nic.mac == mac)
+                    select(Node.id, Node.name, Nic.ip, Node.boot_loader)
+                    .join(Nic.node)
+                    .where(Nic.mac == mac)
                 )
             ).first()
-        known = _Known(row[0], row[1], row[2]) if row else None
+        known = _Known(row[0], row[1], row[2], row[3]) if row else None
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[mac] = (now, known)
@@ -121,7 +124,9 @@ class BootService:
 
     async def dhcp_lookup(self, mac: str) -> NodeBoot | None:
         known = await self._known(mac)
-        return None if known is None else NodeBoot(name=known.name, ip=known.ip)
+        if known is None:
+            return None
+        return NodeBoot(name=known.name, ip=known.ip, loader=known.loader)
 
     async def dhcp_answered(self, mac: str, what: str) -> None:
         known = await self._known(mac)

@@ -386,11 +386,15 @@ def cmd_node_set(args: argparse.Namespace) -> int:
             ("protected", args.protected),
             ("retired", args.retired),
             ("boot_mode", args.boot_mode),
+            ("boot_loader", args.boot_loader),
         )
         if v is not None
     }
     if not body:
-        print("error: nothing to set (--protected, --retired, --boot-mode)", file=sys.stderr)
+        print(
+            "error: nothing to set (--protected, --retired, --boot-mode, --boot-loader)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     _, node = _client(args).request("PATCH", f"/v1/nodes/{args.node}", json_body=body)
     if args.json:
@@ -674,6 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     nset.add_argument("--protected", type=lambda v: flag[v.lower()], metavar="true|false")
     nset.add_argument("--retired", type=lambda v: flag[v.lower()], metavar="true|false")
     nset.add_argument("--boot-mode", choices=["uefi", "bios"])
+    nset.add_argument(
+        "--boot-loader", help="its own boot loader in the TFTP root (snponly.efi); '-' resets"
+    )
     for action in Action:
         sp = cmd(node, action.value, cmd_node_action, f"{action.value} one or more nodes", remote)
         sp.add_argument("nodes", nargs="+", metavar="node")

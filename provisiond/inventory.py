@@ -114,6 +114,7 @@ def node_dict(
             {
                 "unit_height": node.unit_height,
                 "boot_mode": node.boot_mode,
+                "boot_loader": node.boot_loader,
                 "arch": node.arch,
                 "power_checked_at": _iso(node.power_checked_at),
                 "power_failures": node.power_failures,

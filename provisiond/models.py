@@ -139,6 +139,8 @@ class Node(Base):
     # consecutive failures of the power reconciliation loop (provisiond.powersync)
     power_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     boot_mode: Mapped[str32] = mapped_column(default="uefi")
+    # the node's own boot loader (a file in the TFTP root), or None: by client architecture
+    boot_loader: Mapped[str64 | None]
     arch: Mapped[str32] = mapped_column(default="x86_64")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)

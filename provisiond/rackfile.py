@@ -183,6 +183,9 @@ class NodeSpec(_Strict):
     bmc: BmcSpec
     nics: list[NicSpec] = Field(default_factory=list)
     boot_mode: Literal["uefi", "bios"] = "uefi"
+    # a boot loader of its own, a file in the TFTP root (snponly.efi for NICs whose iPXE driver
+    # fails, e.g. some ConnectX); default: by the client's architecture
+    boot_loader: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     arch: Literal["x86_64", "aarch64"] = "x86_64"
 
     @model_validator(mode="after")
@@ -401,16 +404,18 @@ CSV_NODE_COLUMNS = (
     "bmc_system_id",
     "boot_mode",
     "arch",
+    "boot_loader",
 )
 CSV_NIC_COLUMNS = ("nic_kind", "mac", "guid", "pxe", "switch", "port", "ip")
 # bmc_system_id and ip came later; they are listed last so the documented column order stays
 CSV_COLUMNS = (
     "rack",
     "name",
-    *(c for c in CSV_NODE_COLUMNS if c != "bmc_system_id"),
+    *(c for c in CSV_NODE_COLUMNS if c not in ("bmc_system_id", "boot_loader")),
     *(c for c in CSV_NIC_COLUMNS if c != "ip"),
     "bmc_system_id",
     "ip",
+    "boot_loader",
 )
 _TRUE = {"true", "yes", "1", "y"}
 _FALSE = {"false", "no", "0", "n", ""}

@@ -296,3 +296,21 @@ async def test_authoritative_binds_scripts_and_tokens_to_the_reserved_address(
     assert out["node"] == "r01n01"
     assert (await wait_op(api, op["id"]))["state"] == "succeeded"
     _ = _dc
+
+
+async def test_per_node_boot_loader_from_rack_file_and_patch(api: Api) -> None:
+    text = rack_yaml(n=2).replace("    nics:\n", "    boot_loader: snponly.efi\n    nics:\n", 1)
+    assert (await api.enroll(text)).status == 201
+    boot = api.services.boot
+    assert boot is not None
+    got = await boot.dhcp_lookup(MAC)
+    assert got is not None and got.loader == "snponly.efi"
+    other = await boot.dhcp_lookup("52:54:00:01:00:02")
+    assert other is not None and other.loader is None
+    r = await api.req("PATCH", "/v1/nodes/r01n02", json={"boot_loader": "../../etc/passwd"})
+    assert r.status == 422
+    r = await api.req("PATCH", "/v1/nodes/r01n01", json={"boot_loader": "-"})
+    assert r.status == 200 and (await r.json())["boot_loader"] is None
+    bad = rack_yaml(n=1).replace("    nics:\n", "    boot_loader: /abs/x.efi\n    nics:\n", 1)
+    r = await api.enroll(bad)
+    assert r.status == 422 and "boot_loader" in await r.text()

@@ -248,6 +248,8 @@ async def get_node(call: Call) -> web.StreamResponse:
 async def patch_node(call: Call) -> web.StreamResponse:
     body: sc.NodePatch = call.body
     changes = body.model_dump(exclude_none=True)
+    if changes.get("boot_loader") == "-":
+        changes["boot_loader"] = None
     if not changes:
         raise ValidationError("nothing to change", [FieldProblem("(body)", "no fields given")])
     async with call.services.db.write() as s:

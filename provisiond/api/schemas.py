@@ -83,6 +83,11 @@ class NodePatch(_Body):
     protected: bool | None = None
     retired: bool | None = None
     boot_mode: Literal["uefi", "bios"] | None = None
+    boot_loader: str | None = Field(
+        None,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63}|-)$",
+        description="a boot loader in the TFTP root (e.g. snponly.efi); '-' for the default",
+    )
 
 
 # ------------------------------------------------------------------------ responses

@@ -98,6 +98,7 @@ def _diff(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox) -> list[str]
         ("unit", node.unit, spec.unit),
         ("height", node.unit_height, spec.height),
         ("boot_mode", node.boot_mode, spec.boot_mode),
+        ("boot_loader", node.boot_loader, spec.boot_loader),
         ("arch", node.arch, spec.arch),
         ("bmc.driver", node.bmc_driver, spec.bmc.driver),
         ("bmc.address", node.bmc_address, spec.bmc.address),
@@ -371,6 +372,7 @@ def _node_row(
         "retired": False,
         "power_state": "unknown",
         "boot_mode": spec.boot_mode,
+        "boot_loader": spec.boot_loader,
         "arch": spec.arch,
         "facts": {},
         "bmc_driver": spec.bmc.driver,
@@ -414,6 +416,7 @@ def _apply(node: Node, spec: NodeSpec, rack_id: int, box: SecretBox, changes: li
     node.rack_id = rack_id
     node.unit_height = spec.height
     node.boot_mode = spec.boot_mode
+    node.boot_loader = spec.boot_loader
     node.arch = spec.arch
     node.bmc_driver = spec.bmc.driver
     node.bmc_address = spec.bmc.address

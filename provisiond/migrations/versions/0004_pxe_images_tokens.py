@@ -92,6 +92,7 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(batch_op.f("uq_nics_ip"), ["ip"])
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("image_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("boot_loader", sa.String(64), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_nodes_image_id_images"), "images", ["image_id"], ["id"],
             ondelete="RESTRICT",
@@ -102,6 +103,7 @@ def downgrade() -> None:
     with op.batch_alter_table("nodes", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_nodes_image_id_images"), type_="foreignkey")
         batch_op.drop_column("image_id")
+        batch_op.drop_column("boot_loader")
     with op.batch_alter_table("nics", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_nics_ip"), type_="unique")
         batch_op.drop_column("ip")
