@@ -38,7 +38,6 @@ import os
 import platform
 import select
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -50,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from budget import Budget
+
+from provisiond.procs import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_IP = "198.51.100.1"
@@ -272,15 +273,7 @@ class Bench:
             subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=10)
 
     def stop(self, p: subprocess.Popen[bytes]) -> None:
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=5)
+        stop_group(p)
 
     def start(self, cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:

@@ -50,6 +50,7 @@ from budget import Budget
 from drivers.bmc.base import BmcTarget
 from drivers.bmc.ipmi import IpmiDriver
 from provisiond.errors import BmcError, DeadlineExceeded
+from provisiond.procs import stop_group
 
 HOST = "127.0.0.1"
 USER = "admin"
@@ -236,15 +237,7 @@ class LabProcess:
 
     def stop(self) -> None:
         """SIGTERM to the lab's process group, SIGKILL if it lingers."""
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc, grace=5)
         self._log.close()
 
 

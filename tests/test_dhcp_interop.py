@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+from provisiond.procs import stop_group
 from tests.support.peers import missing
 from tests.test_dhcp import options_of, packet, pxe_discover
 
@@ -58,15 +59,7 @@ def _need(cond: bool, why: str) -> None:
 
 
 def _kill(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_group(proc)
 
 
 def _kill_pid_file(path: Path, name: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from provisiond.procs import stop_group
 from tests.support.peers import missing
 from tests.test_dhcp import options_of, pxe_discover
 
@@ -120,13 +120,7 @@ def server(
         assert "ready" in line, log.read_text()
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        stop_group(proc)
 
 
 def udhcpc(net: Net) -> subprocess.CompletedProcess[str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisiond.procs import stop_group
 from tests.support.peers import missing
 
 IPMITOOL = "/usr/bin/ipmitool"
@@ -72,15 +73,7 @@ def free_udp_block(count: int, *, tries: int = 20) -> int:
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM then SIGKILL the lab's process group (its pid: start_new_session)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    stop_group(proc, grace=5)
     # the group may hold nothing else, but make sure: a leftover member is killed too
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

@@ -42,6 +42,8 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from provisiond.procs import stop_group
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_IP = "198.51.100.1"
 PREFIX = 24
@@ -80,16 +82,7 @@ class NsProcess:
         return self.proc.poll() is None
 
     def stop(self, grace: float = 5.0) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        stop_group(self.proc, grace=grace)
 
     def output(self) -> str:
         try:

@@ -19,9 +19,7 @@ Facts about sushy-tools 2.2.0 the tests rely on (read from its source, checked b
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisiond.procs import stop_group
 from tests.support.daemon import free_port
 from tests.support.peers import missing
 
@@ -115,16 +114,8 @@ def _answers(url: str) -> bool:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        # start_new_session: the group id is the emulator's pid; never signal anything else
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+    # start_new_session: the group id is the emulator's pid; never signal anything else
+    stop_group(proc, grace=5)
 
 
 @contextmanager
