@@ -17,13 +17,14 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond import events
@@ -36,6 +37,7 @@ from provisiond.models import (
     ACTIVE_OPERATION_STATES,
     BootToken,
     DiscoveredMac,
+    Event,
     FirmwareReport,
     Image,
     Nic,
@@ -58,6 +60,9 @@ LOOKUP_TTL = 5.0
 EVENT_EVERY = 30.0
 # TFTP transfers waiting to be recorded as events; beyond it they are only logged
 MAX_EVENT_TASKS = 256
+# stage events are written in one transaction this often; at most this many wait
+FLUSH_EVERY = 0.5
+MAX_QUEUED_EVENTS = 10_000
 # unenrolled MACs recorded for discovery; beyond it unknown MACs get "exit" (a flood of invented
 # MACs must not grow the database without end)
 MAX_DISCOVERED = 10_000
@@ -91,9 +96,14 @@ class BootService:
         self.settings = settings
         self.engine = engine
         self.memory = memory
-        self._cache: dict[str, tuple[float, _Known | None]] = {}
+        self._macs: dict[str, _Known] = {}
+        self._by_ip_table: dict[str, _Known] = {}
+        self._macs_at = -math.inf
+        self._refreshing: asyncio.Future[None] | None = None
+        self._refresh_lock = asyncio.Lock()
+        self._queued: list[tuple[str, str, str]] = []  # (node id, stage, message)
+        self._flusher: asyncio.Future[None] | None = None
         self._events: dict[tuple[str, str], float] = {}
-        self._by_ip: dict[str, tuple[float, _Known | None]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -104,23 +114,37 @@ class BootService:
     # ------------------------------------------------------------------ DHCP and TFTP hooks
 
     async def _known(self, mac: str) -> _Known | None:
+        """From the in-memory MAC table (every NIC with a MAC): a rack powering on sends
+        thousands of DISCOVERs, which must not each cost a database query. The table is
+        reloaded in the background when older than LOOKUP_TTL; only the first lookup waits."""
         now = time.monotonic()
-        hit = self._cache.get(mac)
-        if hit is not None and now - hit[0] < LOOKUP_TTL:
-            return hit[1]
-        async with self.db.read() as s:
-            row = (
-                await s.execute(
-                    select(Node.id, Node.name, Nic.ip, Node.boot_loader)
-                    .join(Nic.node)
-                    .where(Nic.mac == mac)
+        if now - self._macs_at >= LOOKUP_TTL:
+            if self._macs_at == -math.inf:
+                await self._refresh_macs()
+            elif self._refreshing is None or self._refreshing.done():
+                self._refreshing = asyncio.ensure_future(self._refresh_macs())
+        return self._macs.get(mac)
+
+    async def _refresh_macs(self) -> None:
+        async with self._refresh_lock:  # single flight
+            if time.monotonic() - self._macs_at < LOOKUP_TTL:
+                return
+            try:
+                async with self.db.read() as s:
+                    rows = await s.execute(
+                        select(Nic.mac, Node.id, Node.name, Nic.ip, Node.boot_loader)
+                        .join(Nic.node)
+                        .where(Nic.mac.is_not(None))
+                    )
+                    table = {str(r[0]): _Known(r[1], r[2], r[3], r[4]) for r in rows}
+            except Exception:
+                log.warning(
+                    "boot: loading the MAC table failed; keeping the old one", exc_info=True
                 )
-            ).first()
-        known = _Known(row[0], row[1], row[2], row[3]) if row else None
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[mac] = (now, known)
-        return known
+                return
+            self._macs = table
+            self._by_ip_table = {k.ip: k for k in table.values() if k.ip}
+            self._macs_at = time.monotonic()
 
     async def dhcp_lookup(self, mac: str) -> NodeBoot | None:
         known = await self._known(mac)
@@ -148,21 +172,8 @@ class BootService:
 
     async def _tftp_event(self, path: str, ip: str, size: int) -> None:
         try:
-            now = time.monotonic()
-            hit = self._by_ip.get(ip)
-            if hit is not None and now - hit[0] < LOOKUP_TTL:
-                known = hit[1]
-            else:
-                async with self.db.read() as s:
-                    row = (
-                        await s.execute(
-                            select(Node.id, Node.name).join(Nic.node).where(Nic.ip == ip)
-                        )
-                    ).first()
-                known = _Known(row[0], row[1], ip) if row is not None else None
-                if len(self._by_ip) > 100_000:
-                    self._by_ip.clear()
-                self._by_ip[ip] = (now, known)
+            await self._known("")  # keeps the table (and its address index) fresh
+            known = self._by_ip_table.get(ip)
             if known is not None:
                 await self._stage(known, "tftp", f"TFTP: sent {path}")
             log.info("tftp: sent %s (%d bytes) to %s", path, size, ip)
@@ -181,10 +192,41 @@ class BootService:
         return True
 
     async def _stage(self, known: _Known, stage: str, message: str) -> None:
+        """Queue a stage event; they are written in batches (one transaction per FLUSH_EVERY),
+        so a rack's worth of DHCP answers costs a few writes, not one per node."""
         if not self._due(known.node_id, stage + message):
             return
-        async with self.db.write() as s:
-            events.record(s, "pxe", message, node_id=known.node_id, data={"stage": stage})
+        if len(self._queued) >= MAX_QUEUED_EVENTS:
+            return
+        self._queued.append((known.node_id, stage, message))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(FLUSH_EVERY)
+        await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._queued = self._queued, []
+        if not batch:
+            return
+        now = utcnow()
+        rows = [
+            {"ts": now, "node_id": node_id, "kind": "pxe", "message": message,
+             "data": {"stage": stage}, "operation_id": None, "actor": None}
+            for node_id, stage, message in batch
+        ]  # fmt: skip
+        try:
+            async with self.db.write() as s:  # one multi-row INSERT, no ORM objects
+                await s.execute(insert(cast(Table, Event.__table__)), rows)
+        except Exception:
+            log.warning("boot: writing %d stage events failed", len(batch), exc_info=True)
+
+    async def close(self) -> None:
+        """Write what is queued (at shutdown)."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+        await self.flush()
 
     def bind_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

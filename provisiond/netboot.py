@@ -134,6 +134,7 @@ class Netboot:
         if self.dhcp is not None:
             await self.dhcp.close()
             self.dhcp = None
+        await self.boot.close()
         if self.tftp is not None:
             tftp, self.tftp = self.tftp, None
             await asyncio.to_thread(tftp.stop)
