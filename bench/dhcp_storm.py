@@ -512,7 +512,7 @@ def main() -> int:
     if math.isfinite(daemon.p99_ms) and math.isfinite(peer.p99_ms):
         print(
             f"daemon / dnsmasq: p50 {daemon.p50_ms / peer.p50_ms:.2f}x, "
-            f"p99 {daemon.p99_ms / peer.p99_ms:.2f}x (the daemon looks each MAC up in SQLite)"
+            f"p99 {daemon.p99_ms / peer.p99_ms:.2f}x (the daemon: inventory lookups, events)"
         )
     print(
         f"server logs: ours {ours.logged_answers} offers, daemon {daemon.logged_answers}, "
