@@ -60,6 +60,8 @@ LOOKUP_TTL = 5.0
 EVENT_EVERY = 30.0
 # TFTP transfers waiting to be recorded as events; beyond it they are only logged
 MAX_EVENT_TASKS = 256
+# a TFTP request for a node's script waits this long for the database
+TFTP_SCRIPT_TIMEOUT = 5.0
 # stage events are written in one transaction this often; at most this many wait
 FLUSH_EVERY = 0.5
 MAX_QUEUED_EVENTS = 10_000
@@ -179,6 +181,27 @@ class BootService:
             log.info("tftp: sent %s (%d bytes) to %s", path, size, ip)
         except Exception:
             log.warning("tftp: recording the transfer to %s failed", ip, exc_info=True)
+
+    def tftp_file(self, path: str, client: tuple[str, int]) -> bytes | None:
+        """From a TFTP resolver thread: per-node files generated on the fly. ``ipxe/<MAC>`` is
+        the node's iPXE script (what GET /boot/ipxe answers), for sites whose DHCP server can
+        only point iPXE at TFTP (``chain tftp://SERVER/ipxe/${net0/mac:hexhyp}``: dashes, since
+        TFTP clients read a colon as HOST:FILE). Anything else falls through to the TFTP
+        root."""
+        head, _, tail = path.partition("/")
+        loop = self._loop
+        if head != "ipxe" or not tail or loop is None or loop.is_closed():
+            return None
+        mac = _mac(tail)
+        if mac is None:
+            return None
+        future = asyncio.run_coroutine_threadsafe(self.script(mac, client[0]), loop)
+        try:
+            return future.result(timeout=TFTP_SCRIPT_TIMEOUT).encode()
+        except Exception:
+            future.cancel()
+            log.warning("tftp: no script for %s within %gs", mac, TFTP_SCRIPT_TIMEOUT)
+            return None
 
     def _due(self, node_id: str, what: str) -> bool:
         """Throttle: True at most once per node and stage every EVENT_EVERY seconds."""

@@ -91,6 +91,7 @@ class Netboot:
                     root,
                     host=host,
                     port=port,
+                    dynamic=self.boot.tftp_file,
                     on_sent=self.boot.tftp_sent,
                     interface=p.interface or None,
                 )

@@ -63,6 +63,12 @@ def test_daemon_serves_dhcp_tftp_and_script_from_the_inventory(
     assert (
         res.returncode == 0 and out.read_bytes() == Path("/usr/lib/ipxe/undionly.kpxe").read_bytes()
     ), (res, daemon.log())
+    # the same script is a per-node file over TFTP (for DHCP servers that can only say TFTP);
+    # iPXE's ${net0/mac:hexhyp} form: a colon would read as HOST:FILE to TFTP clients
+    got = tmp_path / "script.ipxe"
+    dashed = net.client_mac.replace(":", "-")
+    res = net.run("tftp", "-m", "binary", SERVER_IP, "-c", "get", f"ipxe/{dashed}", str(got))
+    assert res.returncode == 0 and got.read_text().startswith("#!ipxe"), (res, daemon.log())
     # HTTP from the node's namespace: its script (enrolled, no operation: local disk)
     status, text = daemon.http(
         "GET", f"/boot/ipxe?mac={net.client_mac}", auth=False, ns=net.client_ns
