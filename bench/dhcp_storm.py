@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from budget import Budget
+from budget import Budget, proc_cpu
 
 from provisiond.procs import stop_group
 
@@ -59,7 +59,6 @@ P99_GOAL_MS = 50.0
 WARMUP_MAC = "02:00:00:ff:ff:ff"
 WARMUP_IP = "198.51.100.250"
 READY_TIMEOUT_S = 30.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SO_BINDTODEVICE = 25
 SO_RCVBUFFORCE = 33  # Linux; not in the socket module
 XID_BASE = 0x5EED0000
@@ -76,16 +75,6 @@ def ip_of(i: int, unique: bool = False) -> str:
     if unique:
         return f"10.200.{i // 200}.{10 + i % 200}"
     return f"198.51.100.{10 + i % 240}"
-
-
-def proc_cpu(pid: int) -> float:
-    """user + system CPU seconds of one live process (0 if it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 # ----------------------------------------------------------------------------- the generator

@@ -45,7 +45,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from budget import Budget
+from budget import CLK_TCK, Budget, proc_cpu
 
 from drivers.bmc.base import BmcTarget
 from drivers.bmc.ipmi import IpmiDriver
@@ -60,22 +60,11 @@ SWEEP_GOAL_S = 5.0  # 500 BMCs within 5 s
 LAB_START_TIMEOUT_S = 60.0
 FAULTS_APPLY_TIMEOUT_S = 10.0
 IPMITOOL_CALL_TIMEOUT_S = 30.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 # a warm call slower than this waited out one of pyghmi's retry timers (0.5-1.0 s)
 SLOW_CALL_S = 0.4
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def proc_cpu(pid: int) -> float:
-    """user + system CPU seconds of one live process (0 if it is gone)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
 def machine_busy() -> tuple[float, float]:
