@@ -179,16 +179,16 @@ def boot_network(tmp_path: Path, *, ra: bool = True) -> Iterator[Boot]:
 
 
 def _with_ra() -> bool:
-    """PROVISIOND_PXE_NO_RA=1 leaves the RA sender out, to measure what it saves."""
-    return os.environ.get("PROVISIOND_PXE_NO_RA", "") != "1"
+    """PROVISIOND_TEST_PXE_NO_RA=1 leaves the RA sender out, to measure what it saves."""
+    return os.environ.get("PROVISIOND_TEST_PXE_NO_RA", "") != "1"
 
 
 def _report_timings(name: str, timings: dict[str, float]) -> None:
-    """Printed (pytest -s) and appended to $PROVISIOND_PXE_TIMINGS when set: measured, never
+    """Printed (pytest -s) and appended to $PROVISIOND_TEST_PXE_TIMINGS when set: measured, never
     asserted."""
     line = json.dumps({"test": name, **timings})
     print(f"\npxe e2e timings (s after QEMU start): {line}")
-    out = os.environ.get("PROVISIOND_PXE_TIMINGS")
+    out = os.environ.get("PROVISIOND_TEST_PXE_TIMINGS")
     if out:
         with open(out, "a") as f:
             f.write(line + "\n")

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -275,7 +275,18 @@ class Qemu(_Helper):
     namespace's exit) kill it by pid. ``-no-reboot`` turns a reboot or poweroff into an exit.
     """
 
-    def __init__(self, net: PxeNet, mac: str, *, memory_mb: int = 256) -> None:
+    def __init__(
+        self,
+        net: PxeNet,
+        mac: str,
+        *,
+        memory_mb: int = 256,
+        firmware: Sequence[str] = (),
+        nic_options: str = "",
+    ) -> None:
+        """``firmware``: extra QEMU arguments before the NIC (e.g. OVMF's ``-drive
+        if=pflash,...``); ``nic_options``: appended to the ``-device virtio-net-pci,...`` value
+        (e.g. ``,bootindex=1,romfile=``). The defaults give the SeaBIOS + iPXE ROM VM."""
         self.mac = mac
         self.serial = net.workdir / "serial.log"
         self.serial.touch()
@@ -285,8 +296,9 @@ class Qemu(_Helper):
             "qemu", "timeout", "-s", "KILL", str(HELPER_MAX_SECONDS),
             "qemu-system-x86_64", "-nodefaults", "-display", "none", "-monitor", "none",
             "-serial", f"file:{self.serial}", "-m", str(memory_mb), "-boot", "n", "-no-reboot",
+            *firmware,
             "-netdev", f"tap,id=n0,ifname={net.tap},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=n0,mac={mac}",
+            "-device", f"virtio-net-pci,netdev=n0,mac={mac}{nic_options}",
         )  # fmt: skip
 
     def console(self) -> str:
@@ -413,6 +425,8 @@ def _dhcp_event(payload: bytes) -> dict[str, Any] | None:
         "yiaddr": socket.inet_ntoa(payload[16:20]),
         "ipxe": b"iPXE" in user_class or 175 in opts,
         "vendor_class": opts.get(60, b"").decode("latin-1"),
+        # option 93 (RFC 4578 client architecture), first entry; None when absent
+        "arch": int.from_bytes(opts[93][:2], "big") if len(opts.get(93, b"")) >= 2 else None,
         "file": (opts.get(67) or payload[108:236].split(b"\0", 1)[0]).decode("latin-1"),
     }
 
