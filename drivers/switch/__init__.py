@@ -1,0 +1,1 @@
+"""Ethernet switch drivers (docs/switches.md)."""

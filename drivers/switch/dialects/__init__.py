@@ -1,0 +1,1 @@
+"""One module per switch CLI dialect: pure command rendering and output parsing."""
