@@ -122,3 +122,14 @@ def test_every_problem_of_a_batch_is_listed_and_vlan_names_are_plain() -> None:
 
 def test_errors_finds_vendor_error_lines() -> None:
     assert Toy().errors("ok\nError: no such vlan\n  fine") == ["Error: no such vlan"]
+
+
+def test_every_contract_dialect_is_registered() -> None:
+    from drivers.switch.dialects import DIALECTS, dialect
+
+    assert sorted(DIALECTS) == [
+        "arista_eos", "cisco_nxos", "comware", "cumulus_nvue", "dell_os10", "junos", "sonic",
+    ]  # fmt: skip
+    assert dialect("junos").retry_patterns
+    with pytest.raises(KeyError, match="known: arista_eos"):
+        dialect("ios")

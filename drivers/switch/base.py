@@ -211,6 +211,10 @@ class Dialect(abc.ABC):
     def parse_vlans(self, output: str) -> dict[int, VlanState]: ...
 
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
+    # output that means "try the save/commit again" (Junos: configuration database locked)
+    retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
+    # the command that enters configuration mode, when not the transport's default
+    config_command: ClassVar[str | None] = None
 
     def errors(self, output: str) -> list[str]:
         """The lines of ``output`` that say the switch refused something."""

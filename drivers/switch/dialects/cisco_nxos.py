@@ -1,0 +1,52 @@
+"""Cisco NX-OS (Nexus): the ``switchport`` grammar shared with EOS (arista_eos.py), with:
+
+* ``switchport`` first in every block that sets a mode (Nexus 9000 ports may default to routed,
+  and ``switchport mode ...`` is refused on a routed port); harmless on a port that is already
+  layer 2.
+* ``exit`` after every VLAN and interface block (as networking-generic-switch does).
+* Rendered access move: ``interface P`` / ``switchport`` / ``switchport mode access`` /
+  ``switchport access vlan N`` / ``no switchport trunk allowed vlan`` /
+  ``no switchport trunk native vlan`` / ``exit``.
+
+Reading ports: one ``show running-config interface PORT`` per port; each output carries a
+``!Command:``/``!Time:``/``version`` preamble and then its ``interface PORT`` block, so the
+outputs concatenated are delimited by the ``interface`` header lines (everything else at column
+0 is ignored). NX-OS wraps long allowed lists into ``switchport trunk allowed vlan add ...``
+continuation lines; they are accumulated. An absent ``shutdown``/``no shutdown`` line gives
+``shutdown=None``: the default depends on ``system default switchport shutdown``. L2 MTU on
+Nexus 9000 is 1500 or 9216 only (anything else is refused by the switch, and errors() sees it).
+
+Reading VLANs: ``show vlan brief``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from drivers.switch.dialects.arista_eos import SwitchportDialect
+
+
+class CiscoNxosDialect(SwitchportDialect):
+    name = "cisco_nxos"
+    netmiko_device_type = "cisco_nxos"
+    # Ethernet1/1, Ethernet1/1/1 (breakout), Ethernet101/1/1 (FEX)
+    port_pattern = re.compile(r"Ethernet[1-9][0-9]{0,2}/[1-9][0-9]{0,2}(?:/[1-9][0-9]{0,2})?")
+    enable_switchport = True
+    shutdown_default = None
+
+    error_patterns = (
+        re.compile(r"^\s*% ?Invalid (?:command|input|parameter|number|range|value|interface)"),
+        re.compile(r"^\s*% ?Incomplete command"),
+        re.compile(r"^\s*% ?Ambiguous command"),
+        re.compile(r"^\s*% ?Permission denied"),
+        re.compile(r"^\s*% ?Error"),
+        re.compile(r"^\s*% ?VLAN .*(?:not found|does not exist)"),
+        re.compile(r"^\s*ERROR:"),
+    )
+
+    def show_ports_command(self, ports: Sequence[str]) -> list[str]:
+        return [f"show running-config interface {p}" for p in ports]
+
+    def show_vlans_command(self) -> str:
+        return "show vlan brief"

@@ -1,0 +1,202 @@
+"""Dell OS10 (PowerSwitch): ``switchport`` CLI with OS10's own VLAN model.
+
+OS10 differences from EOS/NX-OS that shape the rendering:
+
+* VLANs are interfaces: create ``interface vlan N`` / ``description X`` / ``exit``; delete
+  ``no interface vlan N``. (OS10 shows the VLAN's description in ``show vlan``.)
+* A trunk's untagged (native) VLAN is its ACCESS VLAN: there is no ``switchport trunk native
+  vlan``; ``switchport mode trunk`` + ``switchport access vlan N`` sets it.
+* ``switchport trunk allowed vlan LIST`` ADDS tagged VLANs (it does not replace), and its ``no``
+  form removes the VLANs it names. A pure renderer does not know the current list, so a trunk
+  change adds the wanted VLANs and cannot remove others; the read-back (parse_ports) shows any
+  extra tagged VLAN, for the caller to remove (see the report: render would need the current
+  PortState to compute ``no switchport trunk allowed vlan EXTRA``).
+* Access move: ``interface P`` / ``switchport mode access`` / ``switchport access vlan N`` /
+  ``exit`` (what networking-generic-switch sends).
+* ``exit`` ends every block; save is ``write memory``.
+
+Reading ports: one ``show running-configuration interface ethernet X/Y/Z`` per port; each output
+holds ``interface ethernetX/Y/Z`` (no space) and its one-space-indented lines, so concatenated
+outputs are delimited by those header lines. Defaults when a line is absent: mode access,
+access VLAN 1, no tagged VLANs, shutdown/MTU/description unknown (``None``; OS10 prints
+``no shutdown`` explicitly). ``no switchport`` gives mode ``None``. For trunk ports,
+``native_vlan`` is the access VLAN and ``vlan`` is ``None``.
+
+Reading VLANs: ``show vlan``; columns are located from its ``NUM Status Description Q Ports``
+header line, continuation lines (ports only) are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from drivers.switch.base import (
+    VLAN_MAX,
+    VLAN_MIN,
+    ChangeSet,
+    Dialect,
+    PortChange,
+    PortMode,
+    PortState,
+    VlanState,
+    format_vlan_ranges,
+    parse_vlan_ranges,
+)
+
+_INTERFACE = re.compile(r"^interface\s+(\S+)\s*$")
+_VLAN_NUM = re.compile(r"^[\s*@MRPCIS]*?\s*(\d{1,4})\s")
+
+
+def _interface_blocks(output: str) -> dict[str, list[str]]:
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in output.splitlines():
+        line = raw.rstrip()
+        if not line:
+            continue
+        if line[0].isspace():
+            if current is not None:
+                current.append(line.strip())
+            continue
+        m = _INTERFACE.match(line)
+        current = blocks.setdefault(m.group(1), []) if m else None
+    return blocks
+
+
+class DellOs10Dialect(Dialect):
+    name = "dell_os10"
+    netmiko_device_type = "dell_os10"
+    # ethernet1/1/1, ethernet1/1/49:1 (breakout)
+    port_pattern = re.compile(r"ethernet[1-9][0-9]?/[1-9][0-9]?/[1-9][0-9]{0,2}(?::[1-9])?")
+
+    error_patterns = (
+        re.compile(r"^\s*% ?Error"),
+        re.compile(r"^\s*% ?Invalid input"),
+        re.compile(r"^\s*% ?Incomplete command"),
+        re.compile(r"^\s*% ?Ambiguous command"),
+        re.compile(r"^\s*% ?Unrecognized command"),
+        re.compile(r"^\s*% ?Failed"),
+    )
+
+    def render(self, changes: ChangeSet) -> list[str]:
+        out: list[str] = []
+        for v in changes.vlans:
+            if v.delete:
+                out.append(f"no interface vlan {v.vlan}")
+                continue
+            out.append(f"interface vlan {v.vlan}")
+            if v.name:
+                out.append(f"description {v.name}")
+            out.append("exit")
+        for p in changes.ports:
+            body = self._port_body(p)
+            if body:
+                out += [f"interface {p.port}", *body, "exit"]
+        return out
+
+    def _port_body(self, p: PortChange) -> list[str]:
+        out: list[str] = []
+        if p.mode is PortMode.ACCESS:
+            out.append("switchport mode access")
+            if p.vlan is not None:
+                out.append(f"switchport access vlan {p.vlan}")
+        else:
+            if p.mode is PortMode.TRUNK:
+                out.append("switchport mode trunk")
+            elif p.vlan is not None:
+                out.append(f"switchport access vlan {p.vlan}")
+            if p.native_vlan is not None:
+                # the untagged VLAN of an OS10 trunk is its access VLAN
+                out.append(f"switchport access vlan {p.native_vlan}")
+            tagged = set(p.allowed_vlans) - {p.native_vlan}
+            if tagged:
+                out.append(f"switchport trunk allowed vlan {format_vlan_ranges(tagged)}")
+        if p.shutdown is not None:
+            out.append("shutdown" if p.shutdown else "no shutdown")
+        if p.mtu is not None:
+            out.append(f"mtu {p.mtu}")
+        if p.description is not None:
+            out.append(f"description {p.description}" if p.description else "no description")
+        return out
+
+    def save_commands(self) -> list[str]:
+        return ["write memory"]
+
+    def show_ports_command(self, ports: Sequence[str]) -> list[str]:
+        # "ethernet1/1/1" -> "show running-configuration interface ethernet 1/1/1"
+        return [
+            f"show running-configuration interface ethernet {p[len('ethernet') :]}" for p in ports
+        ]
+
+    def parse_ports(self, output: str) -> dict[str, PortState]:
+        states: dict[str, PortState] = {}
+        for port, lines in _interface_blocks(output).items():
+            if self.port_pattern.fullmatch(port):
+                states[port] = self._port_state(port, lines)
+        return states
+
+    def _port_state(self, port: str, lines: list[str]) -> PortState:
+        routed = False
+        mode = PortMode.ACCESS
+        access = 1
+        tagged: set[int] = set()
+        shutdown: bool | None = None
+        mtu: int | None = None
+        description: str | None = None
+        for line in lines:
+            words = line.split()
+            if line == "no switchport":
+                routed = True
+            elif line == "switchport mode trunk":
+                mode = PortMode.TRUNK
+            elif line == "switchport mode access":
+                mode = PortMode.ACCESS
+            elif line.startswith("switchport access vlan ") and len(words) == 4:
+                access = int(words[3])
+            elif line.startswith("switchport trunk allowed vlan ") and len(words) == 5:
+                tagged |= parse_vlan_ranges(words[4])
+            elif line == "shutdown":
+                shutdown = True
+            elif line == "no shutdown":
+                shutdown = False
+            elif words[0] == "mtu" and len(words) == 2 and words[1].isdigit():
+                mtu = int(words[1])
+            elif words[0] == "description":
+                # a description with blanks may come back quoted
+                description = line[len("description") :].strip().strip('"')
+        if routed:
+            return PortState(port, None, shutdown=shutdown, mtu=mtu, description=description)
+        if mode is PortMode.TRUNK:
+            return PortState(
+                port,
+                mode,
+                native_vlan=access,
+                allowed_vlans=tuple(sorted(tagged | {access})),
+                shutdown=shutdown,
+                mtu=mtu,
+                description=description,
+            )
+        return PortState(
+            port, mode, vlan=access, shutdown=shutdown, mtu=mtu, description=description
+        )
+
+    def show_vlans_command(self) -> str:
+        return "show vlan"
+
+    def parse_vlans(self, output: str) -> dict[int, VlanState]:
+        vlans: dict[int, VlanState] = {}
+        desc_at = q_at = -1
+        for line in output.splitlines():
+            if "NUM" in line and "Status" in line and "Description" in line:
+                desc_at = line.index("Description")
+                q_at = line.index(" Q ", desc_at) + 1 if " Q " in line[desc_at:] else len(line)
+                continue
+            if desc_at < 0:
+                continue
+            m = _VLAN_NUM.match(line[:desc_at])
+            if not m or not (VLAN_MIN <= int(m.group(1)) <= VLAN_MAX):
+                continue
+            desc = line[desc_at:q_at].strip() if len(line) > desc_at else ""
+            vlans[int(m.group(1))] = VlanState(int(m.group(1)), desc or None)
+        return vlans
