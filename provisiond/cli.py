@@ -597,6 +597,20 @@ def cmd_lab_redfish(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_lab_switch(args: argparse.Namespace) -> int:
+    from provisiond.lab.switch import run as run_lab_switch
+
+    return run_lab_switch(
+        dialect=args.dialect,
+        port=args.port,
+        username=args.username,
+        password=args.password,
+        ports=args.ports,
+        control=Path(args.control) if args.control else None,
+        faults=list(args.fault or ()),
+    )
+
+
 def cmd_lab_demo(args: argparse.Namespace) -> int:
     from provisiond.lab.demo import run_demo
 
@@ -760,6 +774,25 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--password", default="calvin")
     lrf.add_argument("--state", help="state directory (default: a new temporary one)")
     lrf.set_defaults(fn=cmd_lab_redfish)
+    lsw = lab.add_parser(
+        "switch",
+        help="serve one emulated Ethernet switch over SSH on 127.0.0.1:PORT until killed",
+        description="An SSH server emulating one switch CLI (arista_eos or cumulus_nvue): VLANs, "
+        "ports, running and saved configuration, fault injection; see docs/lab.md.",
+    )
+    lsw.add_argument("--dialect", required=True, choices=["arista_eos", "cumulus_nvue"])
+    lsw.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    lsw.add_argument("--username", help="login (default: admin on EOS, cumulus on NVUE)")
+    lsw.add_argument("--password", help="password (default: admin on EOS, cumulus on NVUE)")
+    lsw.add_argument("--ports", type=int, default=48, help="number of front-panel ports")
+    lsw.add_argument("--control", help="JSON file of faults, re-read when it changes (docs/lab.md)")
+    lsw.add_argument(
+        "--fault",
+        action="append",
+        metavar="SPEC",
+        help="drop-after:N | slow:SECONDS | config-locked | auth-fail; repeatable",
+    )
+    lsw.set_defaults(fn=cmd_lab_switch)
     return p
 
 

@@ -118,6 +118,7 @@ class NetmikoDriver(SwitchDriver):
                     port=target.port,
                     username=target.username,
                     password=target.password,
+                    secret=target.password,  # enable (EOS, NX-OS, OS10) with the login password
                     conn_timeout=self.connect_timeout,
                     auth_timeout=self.connect_timeout,
                     banner_timeout=self.connect_timeout,
@@ -144,6 +145,7 @@ class NetmikoDriver(SwitchDriver):
         conn = self._connect(target, d)
         try:
             shell = d.netmiko_device_type == "linux"
+            _enable(conn, d)
             if shell:
                 for cmd in commands:
                     self._run(target, d, conn, cmd)
@@ -209,6 +211,7 @@ class NetmikoDriver(SwitchDriver):
     def _show_sync(self, target: SwitchTarget, d: Dialect, commands: list[str]) -> str:
         conn = self._connect(target, d)
         try:
+            _enable(conn, d)
             outputs = [conn.send_command(c, read_timeout=self.read_timeout) for c in commands]
         except Exception as exc:
             raise SwitchError(
@@ -223,6 +226,12 @@ class NetmikoDriver(SwitchDriver):
             if errors:
                 raise SwitchError(f"switch {target.name} refused {cmd!r}: {errors[0]}", command=cmd)
         return "\n".join(outputs)
+
+
+def _enable(conn: Any, d: Dialect) -> None:
+    """Privileged mode where the CLI has one (EOS refuses configuration and saves without)."""
+    if d.netmiko_device_type not in ("linux", "juniper_junos"):
+        conn.enable()
 
 
 def _disconnect(conn: Any) -> None:

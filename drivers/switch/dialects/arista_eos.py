@@ -221,6 +221,8 @@ class AristaEosDialect(SwitchportDialect):
     # Ethernet1, Ethernet1/1 (module/port or port/lane), Ethernet3/1/1 (linecard/port/lane)
     port_pattern = re.compile(r"Ethernet[1-9][0-9]{0,2}(?:/[1-9][0-9]{0,2}){0,2}")
 
+    # another session holds the configuration lock: the save is retried a bounded number of times
+    retry_patterns = (re.compile(r"(?i)configuration is locked"),)
     error_patterns = (
         re.compile(r"^\s*% ?Invalid input"),
         re.compile(r"^\s*% ?Incomplete command"),

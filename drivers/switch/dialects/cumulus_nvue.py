@@ -107,6 +107,8 @@ class CumulusNvueDialect(Dialect):
     # swp1..swp999, breakouts swp1s0..swp1s7
     port_pattern: ClassVar[re.Pattern[str]] = re.compile(r"\Aswp[1-9][0-9]{0,2}(?:s[0-7])?\Z")
 
+    # another apply in progress: the transport retries apply/save a bounded number of times
+    retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (re.compile(r"(?i)config is locked"),)
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
         re.compile(r"Error:"),
         re.compile(r"Invalid"),
