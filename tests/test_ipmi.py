@@ -312,10 +312,13 @@ async def test_dropped_packets_are_retried(
 ) -> None:
     port = lab.ports[P_DROP]
     lab.set_faults({port: {"drop": 20}})
-    driver = make_driver(command_timeout=5)  # ~6 round trips at 20% loss: seconds, not 1 ms
     errors: list[BaseException] = []
     ident = None
     for _ in range(4):  # bounded: each try is one login plus one command
+        # a fresh driver (fresh worker) per try: once in CI a login lost to the drops left the
+        # worker answering "Session no longer connected" to every later try (a half-made login
+        # kept by pyghmi is suspected; not explained yet, see docs/runbooks/bmc-hangs.md)
+        driver = make_driver(command_timeout=5)  # ~6 round trips at 20% loss: seconds
         try:
             ident = await driver.validate(target(lab, P_DROP))
             break
