@@ -23,6 +23,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -339,12 +340,22 @@ def _wait_json(daemon: Any, path: str, cond: Any, seconds: float, alive: Any = N
     return found["body"]
 
 
-def test_qemu_inspection_through_the_daemon(tmp_path: Path) -> None:
-    """The whole stack: `provisiond serve` in the namespace answers DHCP from the inventory,
-    serves undionly.kpxe over its TFTP, the node's script, kernel and initrd over HTTP; the
-    agent in the VM reports with the daemon's one-time token; the inspect operation, driven
-    through a lab IPMI BMC, completes. The test starts QEMU once the BMC was told to boot the
-    host from the network: it stands in for the BMC's power rail."""
+@dataclass
+class InspectingVm:
+    net: PxeNet
+    packets: PacketLog
+    daemon: Any  # tests.support.nsdaemon.NsDaemon
+    op_id: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.net, self.packets, self.daemon, self.op_id))
+
+
+@contextmanager
+def inspecting_vm(tmp_path: Path) -> Iterator[InspectingVm]:
+    """The boot network with `provisiond serve` in it ([pxe] authoritative), a lab IPMI BMC,
+    the ramdisk as the inspection assets, node vm01 enrolled with the VM's MAC and reservation,
+    managed, and its inspect operation waiting in inspect-wait: what remains is the VM."""
     from tests.support.nsdaemon import NsDaemon
     from tests.support.ramdisk import RamdiskUnavailable, build
 
@@ -393,8 +404,17 @@ def test_qemu_inspection_through_the_daemon(tmp_path: Path) -> None:
             status, text = daemon.http("POST", f"/v1/nodes/vm01/actions/{action}", {})
             assert status == 202, text
             _wait_json(daemon, "/v1/nodes/vm01", lambda n, s=state: n["state"] == s, 60)
-        op_id = json.loads(text)["id"]
+        yield InspectingVm(net, packets, daemon, json.loads(text)["id"])
 
+
+def test_qemu_inspection_through_the_daemon(tmp_path: Path) -> None:
+    """The whole stack: `provisiond serve` in the namespace answers DHCP from the inventory,
+    serves undionly.kpxe over its TFTP, the node's script, kernel and initrd over HTTP; the
+    agent in the VM reports with the daemon's one-time token; the inspect operation, driven
+    through a lab IPMI BMC, completes. The test starts QEMU once the BMC was told to boot the
+    host from the network: it stands in for the BMC's power rail."""
+    with ExitStack() as stack:
+        net, packets, daemon, op_id = stack.enter_context(inspecting_vm(tmp_path))
         # the BMC has set PXE once and powered the host on: the host is this VM
         qemu = stack.enter_context(Qemu(net, VM_MAC, memory_mb=512))
         op = _wait_json(

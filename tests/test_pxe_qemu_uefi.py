@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,20 +30,16 @@ from tests.support.pxenet import (
     PacketLog,
     PxeNet,
     Qemu,
-    RouterAdvertiser,
     poll,
-    pxe_namespace,
 )
 from tests.test_pxe_qemu import (
-    HTTP_PORT,
     IPXE_DIR,
-    LAB_BMC_PORT,
     VM_IP,
     VM_MAC,
-    _need_peers,
     _report_timings,
     _wait_json,
     _with_ra,
+    inspecting_vm,
 )
 
 LOADER = "ipxe.efi"
@@ -158,62 +153,15 @@ def test_ovmf_inspection_through_the_daemon(tmp_path: Path) -> None:
     """test_qemu_inspection_through_the_daemon (tests/test_pxe_qemu.py) with UEFI firmware:
     the DHCP offer follows option 93 to ipxe.efi, which the firmware's own PXE fetches over the
     daemon's TFTP; the rest is the same."""
-    from tests.support.nsdaemon import NsDaemon
-    from tests.support.ramdisk import RamdiskUnavailable, build
-
-    _need_peers()
     if not (IPXE_DIR / LOADER).is_file():
         missing("apt-get install ipxe")
     firmware = ovmf_args(tmp_path)
-    try:
-        ramdisk = build()
-    except RamdiskUnavailable as exc:
-        missing(str(exc))
     with ExitStack() as stack:
-        net = stack.enter_context(pxe_namespace(tmp_path))
-        if _with_ra():
-            stack.enter_context(RouterAdvertiser(net))
-        packets = stack.enter_context(PacketLog(net))
-        lab = net.spawn(
-            "lab", sys.executable, "-m", "provisiond.cli", "lab", "bmc", "--count", "1",
-            "--base-port", str(LAB_BMC_PORT),
-        )  # fmt: skip
-        assert poll(lambda: "ready" in lab.output(), 20, every=0.1, alive=lab), lab.output()
-        assets = tmp_path / "data" / "assets" / "inspect"
-        assets.mkdir(parents=True)
-        shutil.copyfile(ramdisk.kernel, assets / "vmlinuz")
-        shutil.copyfile(ramdisk.initrd, assets / "initrd.img")
-        daemon = NsDaemon(
-            net.ns,
-            net.server_ip,
-            tmp_path,
-            port=HTTP_PORT,
-            pxe=(
-                f'mode = "authoritative"\ninterface = "{net.bridge}"\n'
-                f'server_address = "{net.server_ip}"\ntftp_listen = "{net.server_ip}:69"\n'
-                'inspect_cmdline = "console=ttyS0 panic=5"'
-            ),
-            extra="[drivers.ipmi]\nmin_interval = 0",
-        )
-        stack.callback(daemon.stop)
-        daemon.start()
+        net, packets, daemon, op_id = stack.enter_context(inspecting_vm(tmp_path))
         # the daemon copied Debian's ipxe.efi (a symlink to /boot/ipxe.efi) into its TFTP root
         served = tmp_path / "data" / "tftp" / LOADER
         assert served.is_file() and not served.is_symlink(), served
         assert served.read_bytes() == (IPXE_DIR / LOADER).read_bytes()
-        rack = (
-            "rack: vm\nnodes:\n  - name: vm01\n    unit: 1\n"
-            f"    bmc: {{driver: ipmi, address: 127.0.0.1, port: {LAB_BMC_PORT}, "
-            "username: admin, password: password}\n"
-            f'    nics:\n      - {{mac: "{VM_MAC}", kind: ethernet, pxe: true, ip: {VM_IP}}}\n'
-        )
-        status, text = daemon.http("POST", "/v1/racks/vm/enroll", rack, ctype="application/yaml")
-        assert status == 201, text
-        for action, state in (("manage", "manageable"), ("inspect", "inspect-wait")):
-            status, text = daemon.http("POST", f"/v1/nodes/vm01/actions/{action}", {})
-            assert status == 202, text
-            _wait_json(daemon, "/v1/nodes/vm01", lambda n, s=state: n["state"] == s, 60)
-        op_id = json.loads(text)["id"]
 
         # the BMC has set PXE once and powered the host on: the host is this VM. bootindex puts
         # the NIC first in OVMF's boot order; romfile= leaves QEMU's iPXE ROM out, so the PXE
