@@ -21,6 +21,18 @@ from provisiond.config import Settings, load_settings
 from provisiond.errors import ConfigError, ProvisionError
 from provisiond.lifecycle import Action
 
+# the dialects `provisiond lab switch` serves (provisiond.lab.switch.CLI_CLASSES; kept here so the
+# CLI starts without importing asyncssh)
+LAB_SWITCH_DIALECTS = (
+    "arista_eos",
+    "cisco_nxos",
+    "comware",
+    "cumulus_nvue",
+    "dell_os10",
+    "junos",
+    "sonic",
+)
+
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
@@ -608,6 +620,7 @@ def cmd_lab_switch(args: argparse.Namespace) -> int:
         ports=args.ports,
         control=Path(args.control) if args.control else None,
         faults=list(args.fault or ()),
+        count=args.count,
     )
 
 
@@ -776,14 +789,17 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.set_defaults(fn=cmd_lab_redfish)
     lsw = lab.add_parser(
         "switch",
-        help="serve one emulated Ethernet switch over SSH on 127.0.0.1:PORT until killed",
-        description="An SSH server emulating one switch CLI (arista_eos or cumulus_nvue): VLANs, "
-        "ports, running and saved configuration, fault injection; see docs/lab.md.",
+        help="serve emulated Ethernet switches over SSH on 127.0.0.1:PORT until killed",
+        description="SSH servers emulating one switch CLI dialect: VLANs, ports, running and "
+        "saved configuration, fault injection; see docs/lab.md.",
     )
-    lsw.add_argument("--dialect", required=True, choices=["arista_eos", "cumulus_nvue"])
+    lsw.add_argument("--dialect", required=True, choices=sorted(LAB_SWITCH_DIALECTS))
     lsw.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
-    lsw.add_argument("--username", help="login (default: admin on EOS, cumulus on NVUE)")
-    lsw.add_argument("--password", help="password (default: admin on EOS, cumulus on NVUE)")
+    lsw.add_argument(
+        "--count", type=int, default=1, help="serve N switches on PORT..PORT+N-1 (default 1)"
+    )
+    lsw.add_argument("--username", help="login (default: the vendor's usual, docs/lab.md)")
+    lsw.add_argument("--password", help="password (default: the vendor's usual, docs/lab.md)")
     lsw.add_argument("--ports", type=int, default=48, help="number of front-panel ports")
     lsw.add_argument("--control", help="JSON file of faults, re-read when it changes (docs/lab.md)")
     lsw.add_argument(

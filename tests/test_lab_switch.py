@@ -10,18 +10,12 @@ and command line, so a rewrite is in effect for the next one).
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from netmiko import ConnectHandler
 from netmiko.exceptions import NetmikoAuthenticationException, ReadException
 
 from drivers.switch.base import (
@@ -34,86 +28,14 @@ from drivers.switch.base import (
 )
 from drivers.switch.dialects.arista_eos import AristaEosDialect
 from drivers.switch.dialects.cumulus_nvue import CumulusNvueDialect
-from provisiond.procs import stop_group
-from tests.support.daemon import free_port
+from tests.support.labswitch import LAB_CMD, ROOT, LabSwitch, lab_switch
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB_CMD = [sys.executable, "-m", "provisiond.cli", "lab", "switch"]
-READY_POLLS = 400  # x 0.05 s
 EOS, NVUE = "arista_eos", "cumulus_nvue"
 DIALECTS: dict[str, Dialect] = {EOS: AristaEosDialect(), NVUE: CumulusNvueDialect()}
-PORT_PREFIX = {EOS: "Ethernet", NVUE: "swp"}
-USERS = {EOS: ("admin", "lab-secret"), NVUE: ("cumulus", "lab-secret")}
 # what a session cut by the switch surfaces as in netmiko: paramiko's channel never reports the
 # close to netmiko's reader, so it is a ReadTimeout (a ReadException) after read_timeout; a write
 # on the dead socket would be an OSError
 DROPPED = (ReadException, OSError, EOFError)
-
-
-@dataclass
-class LabSwitch:
-    dialect: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    control: Path
-    log: Path
-    username: str
-    password: str
-    _mtime_ns: int = 0
-
-    def set_faults(self, **faults: Any) -> None:
-        tmp = self.control.with_name(self.control.name + ".tmp")
-        tmp.write_text(json.dumps({"*": faults}))
-        self._mtime_ns = max(time.time_ns(), self._mtime_ns + 10_000_000)
-        os.utime(tmp, ns=(self._mtime_ns, self._mtime_ns))
-        os.replace(tmp, self.control)  # a new inode too: the lab sees the change for sure
-
-    def connect(self, *, password: str | None = None, read_timeout: float = 20) -> Any:
-        return ConnectHandler(
-            device_type=DIALECTS[self.dialect].netmiko_device_type,
-            host="127.0.0.1",
-            port=self.port,
-            username=self.username,
-            password=self.password if password is None else password,
-            secret=self.password,
-            fast_cli=False,
-            conn_timeout=10,
-            auth_timeout=10,
-            banner_timeout=10,
-            read_timeout_override=read_timeout,
-        )
-
-    def port_name(self, n: int) -> str:
-        return f"{PORT_PREFIX[self.dialect]}{n}"
-
-
-@contextlib.contextmanager
-def lab_switch(dialect: str, tmp: Path, *extra: str) -> Iterator[LabSwitch]:
-    port = free_port()
-    username, password = USERS[dialect]
-    control = tmp / f"{dialect}-control.json"
-    log = tmp / f"{dialect}-{port}.log"
-    cmd = [
-        *LAB_CMD,
-        *("--dialect", dialect, "--port", str(port), "--control", str(control)),
-        *("--username", username, "--password", password, *extra),
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        for _ in range(READY_POLLS):
-            if "ready" in log.read_text(errors="replace"):
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"lab switch exited ({proc.returncode}): {log.read_text()}")
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"lab switch not ready: {log.read_text()}")
-        yield LabSwitch(dialect, port, proc, control, log, username, password)
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture(scope="module")

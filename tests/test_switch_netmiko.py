@@ -23,7 +23,9 @@ from drivers.switch.base import (
 )
 from drivers.switch.netmiko_driver import NetmikoDriver
 from provisiond.errors import ValidationError
-from tests.test_lab_switch import EOS, NVUE, lab_switch
+from tests.support.labswitch import lab_switch
+
+EOS, NVUE = "arista_eos", "cumulus_nvue"
 
 
 class Listener:

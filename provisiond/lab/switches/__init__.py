@@ -1,0 +1,1 @@
+"""One module per lab switch CLI dialect (provisiond/lab/switch.py holds the server)."""
