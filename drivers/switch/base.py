@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -188,9 +188,17 @@ class Dialect(abc.ABC):
     # the whole port name must match (no spaces, no separators the CLI would split on)
     port_pattern: ClassVar[re.Pattern[str]]
 
+    # render() needs the ports' current state (a CLI whose list commands only add or remove
+    # named VLANs, so replacing a list means knowing what is there): the transport reads the
+    # batch's ports in the same session, just before rendering, and passes them as ``current``
+    needs_current: ClassVar[bool] = False
+
     @abc.abstractmethod
-    def render(self, changes: ChangeSet) -> list[str]:
-        """Configuration commands for the batch (no save). Pure."""
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
+        """Configuration commands for the batch (no save). Pure. ``current``: the batch's
+        ports as read just before (only given to dialects with ``needs_current``)."""
 
     @abc.abstractmethod
     def save_commands(self) -> list[str]:

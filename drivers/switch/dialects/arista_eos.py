@@ -30,7 +30,7 @@ ports column start with blanks and are skipped).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from drivers.switch.base import (
@@ -91,7 +91,9 @@ class SwitchportDialect(Dialect):
 
     # ------------------------------------------------------------------ render
 
-    def render(self, changes: ChangeSet) -> list[str]:
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
         out: list[str] = []
         for v in changes.vlans:
             if v.delete:

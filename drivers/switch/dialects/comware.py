@@ -28,7 +28,7 @@ Reading VLANs: ``display vlan all`` (one ``VLAN ID: N`` ... ``Name: X`` block pe
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from drivers.switch.base import (
     VLAN_MAX,
@@ -106,7 +106,9 @@ class ComwareDialect(Dialect):
         re.compile(r"^\s*The VLAN .*(?:does not exist|doesn't exist)"),
     )
 
-    def render(self, changes: ChangeSet) -> list[str]:
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
         out: list[str] = []
         for v in changes.vlans:
             if v.delete:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from drivers.switch.base import (
@@ -121,7 +121,9 @@ class CumulusNvueDialect(Dialect):
 
     # ------------------------------------------------------------------ render
 
-    def render(self, changes: ChangeSet) -> list[str]:
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
         cmds: list[str] = []
         for v in changes.vlans:
             if not v.delete:

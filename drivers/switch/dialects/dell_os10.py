@@ -29,7 +29,7 @@ header line, continuation lines (ports only) are skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from drivers.switch.base import (
     VLAN_MAX,
@@ -79,7 +79,9 @@ class DellOs10Dialect(Dialect):
         re.compile(r"^\s*% ?Failed"),
     )
 
-    def render(self, changes: ChangeSet) -> list[str]:
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
         out: list[str] = []
         for v in changes.vlans:
             if v.delete:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from drivers.switch.base import (
@@ -107,7 +107,9 @@ class JunosDialect(Dialect):
 
     # ------------------------------------------------------------------ render
 
-    def render(self, changes: ChangeSet) -> list[str]:
+    def render(
+        self, changes: ChangeSet, current: Mapping[str, PortState] | None = None
+    ) -> list[str]:
         cmds: list[str] = []
         for v in changes.vlans:
             if not v.delete:
