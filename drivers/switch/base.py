@@ -79,6 +79,15 @@ class ChangeSet:
 
 
 @dataclass(frozen=True)
+class ApplyResult:
+    """What one apply sent: the commands (rendered by the dialect, saves excluded) and, from
+    transactional drivers (napalm), the switch's own diff of the change (None: not known)."""
+
+    commands: tuple[str, ...] = ()
+    diff: str | None = None
+
+
+@dataclass(frozen=True)
 class PortState:
     """A port as the switch reports it."""
 
@@ -298,9 +307,12 @@ class SwitchDriver(abc.ABC):
     name: ClassVar[str]
 
     @abc.abstractmethod
-    async def apply(self, target: SwitchTarget, changes: ChangeSet) -> None:
-        """Apply the batch in one session and persist once; raise SwitchError (with the refused
-        command) on the first error, leaving the running config to the read-back."""
+    async def apply(
+        self, target: SwitchTarget, changes: ChangeSet, policy: Policy | None = None
+    ) -> ApplyResult:
+        """Check the batch against ``policy`` (nothing is sent for a bad batch), apply it in one
+        session and persist once; raise SwitchError (with the refused command) on the first
+        error, leaving the running config to the read-back."""
 
     @abc.abstractmethod
     async def read_ports(

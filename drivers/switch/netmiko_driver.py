@@ -1,24 +1,40 @@
 """The netmiko transport: one SSH session per batch, any dialect (drivers/switch/dialects).
 
 ``apply`` checks the whole batch first (drivers.switch.base.check: nothing is sent for a bad
-batch), then, in ONE session: the dialect's commands (configuration mode for CLI switches, one
-shell command at a time for the Linux-based NOSes, NVUE and SONiC, driven through netmiko's
-``linux`` device type as networking-generic-switch does), each output checked against the
-dialect's error patterns (the refused command is named in the SwitchError), then the save
-commands once (retried while the output says the configuration is locked). netmiko is blocking:
-every session runs in a thread of a bounded pool with a deadline; one session per switch at a
-time; connection failures are retried a bounded number of times, refused logins never.
+batch), then, in ONE session: for dialects that need it (``needs_current``), the batch's ports
+are read and handed to ``render``; the dialect's commands are sent (configuration mode for CLI
+switches; one shell command at a time for the Linux-based NOSes, NVUE and SONiC, driven through
+netmiko's ``linux`` device type as networking-generic-switch does), each command's output checked
+against the dialect's error patterns (the refused command is named in the SwitchError); then the
+save commands once (retried while the output says the configuration is locked).
+
+netmiko is used for what it is good at (login, paging, prompt discovery, privilege and
+configuration mode); the commands themselves go through ``_exchange``: CLI switches get them
+pipelined, ``pipeline`` commands per write (default 16), and the reply is split at the prompts
+that follow each command, so a batch of 250 lines costs a few round trips instead of 250
+(netmiko's ``send_command_timing`` waits 2 s per line; its ``send_command`` sleeps 25 ms per
+read). A command refused in the middle of a chunk still stops the batch there: the commands after
+it in the same chunk already ran, which the read-back shows (set ``pipeline = 1`` for strictly
+one command at a time). Shells always get one command at a time: a tty echoes typed-ahead input
+out of order, so output could not be attributed.
+
+netmiko is blocking: every session runs in a thread of a bounded pool with a deadline; one
+session per switch at a time; connection failures are retried a bounded number of times, refused
+logins never; a session the switch closes is noticed at once (the channel is watched), not after
+``read_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drivers.switch.base import (
+    ApplyResult,
     ChangeSet,
     Dialect,
     LldpNeighbor,
@@ -36,6 +52,8 @@ from provisiond.blocking import BlockingRunner
 from provisiond.errors import DeadlineExceeded
 
 ANY_VLAN = Policy(parse_vlan_ranges("1-4094"))
+# between reads of a channel that has nothing yet
+POLL_SECONDS = 0.002
 
 
 class NetmikoDriver(SwitchDriver):
@@ -49,6 +67,7 @@ class NetmikoDriver(SwitchDriver):
         self.connect_tries = int(o.get("connect_tries", 3))
         self.save_tries = int(o.get("save_tries", 5))
         self.save_retry_delay = float(o.get("save_retry_delay", 2.0))
+        self.pipeline = max(1, int(o.get("pipeline", 16)))
         self._runner = BlockingRunner(max_workers=int(o.get("sessions", 16)), name="switch")
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -72,21 +91,26 @@ class NetmikoDriver(SwitchDriver):
 
     async def apply(
         self, target: SwitchTarget, changes: ChangeSet, policy: Policy | None = None
-    ) -> None:
+    ) -> ApplyResult:
         d = dialect_of(target.driver)
         check(changes, policy or ANY_VLAN, d)  # before any byte is sent
         if not changes:
-            return
-        await self._session(target, "apply", self._apply_sync, d, d.render(changes))
+            return ApplyResult()
+        commands: list[str] = await self._session(target, "apply", self._apply_sync, d, changes)
+        return ApplyResult(tuple(commands))
 
     async def read_ports(self, target: SwitchTarget, ports: Sequence[str]) -> dict[str, PortState]:
         d = dialect_of(target.driver)
         bad = [p for p in ports if not d.port_pattern.fullmatch(p)]
         if bad:
             raise SwitchError(f"switch {target.name}: not {d.name} port names: {bad!r}")
+        if not ports:
+            return {}
         out = await self._session(target, "read ports", self._show_sync, d,
                                   d.show_ports_command(ports))  # fmt: skip
-        return d.parse_ports(out)
+        wanted = set(ports)
+        # some reads return every port (NVUE's whole configuration): keep the ones asked for
+        return {p: s for p, s in d.parse_ports(out).items() if p in wanted}
 
     async def read_vlans(self, target: SwitchTarget) -> dict[int, VlanState]:
         d = dialect_of(target.driver)
@@ -134,36 +158,44 @@ class NetmikoDriver(SwitchDriver):
                 ) from exc
             except (NetmikoTimeoutException, OSError, EOFError) as exc:
                 last = exc
-                time.sleep(min(2.0 * (attempt + 1), 10.0))
+                if attempt + 1 < self.connect_tries:
+                    time.sleep(min(2.0 * (attempt + 1), 10.0))
         raise SwitchError(
             f"switch {target.name} ({target.key}): cannot connect after {self.connect_tries} "
             f"tries: {last}",
             transient=True,
         )
 
-    def _apply_sync(self, target: SwitchTarget, d: Dialect, commands: list[str]) -> None:
+    def _apply_sync(self, target: SwitchTarget, d: Dialect, changes: ChangeSet) -> list[str]:
         conn = self._connect(target, d)
         try:
-            shell = d.netmiko_device_type == "linux"
             _enable(conn, d)
-            if shell:
+            session = _Session(conn, d, target, self.read_timeout)
+            current: dict[str, PortState] | None = None
+            if d.needs_current and changes.ports:
+                shown = session.exchange(d.show_ports_command([p.port for p in changes.ports]))
+                current = d.parse_ports("\n".join(shown))
+            commands = d.render(changes, current)
+            if d.netmiko_device_type == "linux":
                 for cmd in commands:
-                    self._run(target, d, conn, cmd)
+                    session.run([cmd], pipeline=1)
             elif commands:
                 if d.config_command:
                     conn.config_mode(config_command=d.config_command)
                 else:
                     conn.config_mode()
-                for cmd in commands:
-                    self._run(target, d, conn, cmd, config=True)
+                session.rebase()  # the prompt changed (host(config)#, [edit], [host])
+                session.run(commands, pipeline=self.pipeline)
                 if d.config_command:  # Junos: commit inside the private configuration
                     for cmd in d.save_commands():
-                        self._save(target, d, conn, cmd, config=True)
+                        self._save(session, cmd)
                     conn.exit_config_mode()
-                    return
+                    return commands
                 conn.exit_config_mode()
+                session.rebase()
             for cmd in d.save_commands():
-                self._save(target, d, conn, cmd)
+                self._save(session, cmd)
+            return commands
         except SwitchError:
             raise
         except Exception as exc:  # the session died mid-batch, a timeout inside netmiko, ...
@@ -175,31 +207,16 @@ class NetmikoDriver(SwitchDriver):
         finally:
             _disconnect(conn)
 
-    def _run(
-        self, target: SwitchTarget, d: Dialect, conn: Any, cmd: str, *, config: bool = False
-    ) -> str:
-        out: str = conn.send_command_timing(
-            cmd, read_timeout=self.read_timeout, strip_prompt=False, strip_command=False,
-            cmd_verify=False,
-        ) if config else conn.send_command(cmd, read_timeout=self.read_timeout)  # fmt: skip
-        errors = d.errors(out)
-        if errors:
-            raise SwitchError(f"switch {target.name} refused {cmd!r}: {errors[0]}", command=cmd)
-        return out
-
-    def _save(
-        self, target: SwitchTarget, d: Dialect, conn: Any, cmd: str, *, config: bool = False
-    ) -> None:
+    def _save(self, session: _Session, cmd: str) -> None:
+        d, target = session.dialect, session.target
         for attempt in range(self.save_tries):
-            out: str = conn.send_command_timing(
-                cmd, read_timeout=self.read_timeout, cmd_verify=False
-            ) if config else conn.send_command(cmd, read_timeout=self.read_timeout)  # fmt: skip
-            if any(p.search(out) for p in d.retry_patterns) and attempt + 1 < self.save_tries:
+            out = session.exchange([cmd], pipeline=1)[0]
+            locked = any(p.search(out) for p in d.retry_patterns)
+            if locked and attempt + 1 < self.save_tries:
                 time.sleep(self.save_retry_delay)
                 continue
             errors = d.errors(out)
             if errors:
-                locked = any(p.search(out) for p in d.retry_patterns)
                 raise SwitchError(
                     f"switch {target.name}: {cmd!r} failed: {errors[0]}"
                     + (f" (still locked after {self.save_tries} tries)" if locked else ""),
@@ -212,7 +229,12 @@ class NetmikoDriver(SwitchDriver):
         conn = self._connect(target, d)
         try:
             _enable(conn, d)
-            outputs = [conn.send_command(c, read_timeout=self.read_timeout) for c in commands]
+            session = _Session(conn, d, target, self.read_timeout)
+            outputs = session.exchange(
+                commands, pipeline=1 if d.netmiko_device_type == "linux" else self.pipeline
+            )
+        except SwitchError:
+            raise
         except Exception as exc:
             raise SwitchError(
                 f"switch {target.name} ({target.key}): session failed during read: "
@@ -228,9 +250,115 @@ class NetmikoDriver(SwitchDriver):
         return "\n".join(outputs)
 
 
+class _Session:
+    """Commands in, per-command outputs out, over one netmiko connection. A command's output is
+    what the switch printed between its echo and the next prompt."""
+
+    def __init__(self, conn: Any, dialect: Dialect, target: SwitchTarget, timeout: float) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.target = target
+        self.timeout = timeout
+        self.prompt = _prompt_pattern(str(conn.base_prompt))
+
+    def rebase(self) -> None:
+        """netmiko re-reads the base prompt when modes change on some platforms."""
+        self.prompt = _prompt_pattern(str(self.conn.base_prompt))
+
+    def run(self, commands: Sequence[str], *, pipeline: int) -> None:
+        """Send configuration commands; the first refused one raises SwitchError naming it."""
+        for cmd, out in zip(commands, self.exchange(commands, pipeline=pipeline), strict=False):
+            errors = self.dialect.errors(out)
+            if errors:
+                raise SwitchError(
+                    f"switch {self.target.name} refused {cmd!r}: {errors[0]}", command=cmd
+                )
+
+    def exchange(self, commands: Sequence[str], *, pipeline: int = 16) -> list[str]:
+        """Each command's output (echo and prompt removed), ``pipeline`` commands per write.
+        Stops early (fewer outputs than commands) after a chunk whose output holds an error."""
+        outputs: list[str] = []
+        for start in range(0, len(commands), pipeline):
+            chunk = commands[start : start + pipeline]
+            self.conn.write_channel("".join(c + self.conn.RETURN for c in chunk))
+            text = self._read_prompts(len(chunk), chunk[-1])
+            pieces = self.prompt.split(text)
+            for cmd, piece in zip(chunk, pieces, strict=False):
+                outputs.append(_strip_echo(piece, cmd))
+            if any(self.dialect.errors(o) for o in outputs[start:]):
+                break
+        return outputs
+
+    def _read_prompts(self, count: int, last: str) -> str:
+        """Read until ``count`` prompts have come back (the last one ends the output)."""
+        deadline = time.monotonic() + self.timeout
+        text = ""
+        while True:
+            data: str = self.conn.read_channel()
+            if data:
+                text += data
+                # done when the count is reached and the output ends in a prompt (nothing of a
+                # command's output can still be on its way)
+                if len(self.prompt.findall(text)) >= count and self.prompt.match(
+                    text, _last_line(text)
+                ):
+                    return text
+                continue
+            if _closed(self.conn):
+                raise SwitchError(
+                    f"switch {self.target.name} ({self.target.key}): the switch closed the "
+                    f"session (after {last!r} was sent)",
+                    transient=True,
+                )
+            if time.monotonic() > deadline:
+                raise SwitchError(
+                    f"switch {self.target.name} ({self.target.key}): no prompt within "
+                    f"{self.timeout:g}s after {last!r}",
+                    transient=True,
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def _prompt_pattern(base: str) -> re.Pattern[str]:
+    """A prompt line: the base prompt at the start of a line, optionally inside the ``[`` or
+    ``<`` Comware puts around it, then the mode (``(config-if-Et1)``, ``:mgmt:~``, ...) and the
+    prompt character."""
+    return re.compile(rf"(?m)^[\[<]?{re.escape(base.strip())}[^\r\n#>$\]]*[#>$\]] ?")
+
+
+def _last_line(text: str) -> int:
+    """Where the last line of ``text`` starts."""
+    return max(text.rfind("\n"), text.rfind("\r")) + 1
+
+
+def _strip_echo(piece: str, cmd: str) -> str:
+    """``piece`` without the echoed command at its start (which a terminal may have wrapped):
+    skip as many non-newline characters as the command has, then the rest of that line."""
+    i = n = 0
+    while i < len(piece) and n < len(cmd):
+        if piece[i] not in "\r\n":
+            n += 1
+        i += 1
+    end = piece.find("\n", i)
+    return "" if end < 0 else piece[end + 1 :]
+
+
+def _closed(conn: Any) -> bool:
+    """Whether the switch has closed the session (paramiko sees it; netmiko does not ask)."""
+    chan = getattr(conn, "remote_conn", None)
+    if chan is None:
+        return False
+    try:
+        transport = chan.get_transport()
+        return bool(chan.closed or chan.eof_received or transport is None
+                    or not transport.is_active())  # fmt: skip
+    except Exception:  # a half-torn-down channel: treat as closed
+        return True
+
+
 def _enable(conn: Any, d: Dialect) -> None:
     """Privileged mode where the CLI has one (EOS refuses configuration and saves without)."""
-    if d.netmiko_device_type not in ("linux", "juniper_junos"):
+    if d.netmiko_device_type not in ("linux", "juniper_junos", "hp_comware"):
         conn.enable()
 
 
