@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -580,6 +581,195 @@ def cmd_op_wait(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o["state"] == "succeeded" for o in final) else EXIT_ERROR
 
 
+# ------------------------------------------------------------------ commands: switches
+
+
+def _ports_summary(counts: dict[str, int]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items())) or "-"
+
+
+def cmd_switch_list(args: argparse.Namespace) -> int:
+    items = _client(args).get("/v1/switches")["items"]
+    if args.json:
+        _print_json(items)
+        return EXIT_OK
+    rows = [
+        (
+            sw["name"],
+            sw["driver"],
+            f"{sw['address']}:{sw['port'] or 'default'}",
+            sw["allowed_vlans"],
+            sw["provisioning_vlan"] or "-",
+            sw["quarantine_vlan"],
+            _ports_summary(sw["ports"]),
+            sw["last_error"] or "",
+        )
+        for sw in items
+    ]
+    print(_table(rows, ("SWITCH", "DRIVER", "ADDRESS", "VLANS", "PROV", "QUAR", "PORTS", "ERROR")))
+    return EXIT_OK
+
+
+def _describe_state(state: dict[str, Any] | None) -> str:
+    if not state:
+        return "-"
+    if state.get("missing"):
+        return "missing"
+    if state.get("mode") == "access":
+        return f"access {state.get('vlan')}"
+    if state.get("mode") == "trunk":
+        allowed = ",".join(str(v) for v in state.get("allowed_vlans") or []) or "none"
+        return f"trunk {state.get('native_vlan') or '-'}/{allowed}"
+    return "routed"
+
+
+def cmd_switch_show(args: argparse.Namespace) -> int:
+    sw = _client(args).get(f"/v1/switches/{args.switch}")
+    if args.json:
+        _print_json(sw)
+        return EXIT_OK
+    print(f"{sw['name']}: {sw['driver']} at {sw['address']}:{sw['port'] or 'default'}")
+    print(f"  allowed VLANs {sw['allowed_vlans']}, ports {sw['allowed_ports'] or 'any'}")
+    print(
+        f"  provisioning VLAN {sw['provisioning_vlan'] or '-'}, quarantine VLAN "
+        f"{sw['quarantine_vlan']}, drift {'repaired' if sw['repair_drift'] else 'reported'}"
+    )
+    if sw["last_error"]:
+        print(f"  last error ({sw['failures']} failure(s)): {sw['last_error']}")
+    rows = [
+        (
+            b["port"],
+            b["node"] or b["source"],
+            _describe_state(b["desired"]),
+            _describe_state(b["observed"]),
+            b["status"] if b["in_sync"] or b["status"] != "applied" else "pending",
+            b["last_error"] or "",
+        )
+        for b in sw["bindings"]
+    ]
+    if rows:
+        print(_table(rows, ("PORT", "FOR", "DESIRED", "OBSERVED", "STATUS", "ERROR")))
+    return EXIT_OK
+
+
+def cmd_switch_add(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {
+        "name": args.name,
+        "driver": args.driver,
+        "address": args.address,
+        "allowed_vlans": args.allowed_vlans,
+        "quarantine_vlan": args.quarantine_vlan,
+    }
+    for key in ("port", "username", "allowed_ports", "provisioning_vlan"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    if args.repair_drift:
+        body["repair_drift"] = True
+    if args.password_file:
+        body["password"] = Path(args.password_file).read_text().strip()
+    elif os.environ.get("PROVISIOND_SWITCH_PASSWORD"):
+        body["password"] = os.environ["PROVISIOND_SWITCH_PASSWORD"]
+    _, out = _client(args).request("POST", "/v1/switches", json_body=body)
+    if args.json:
+        _print_json(out)
+    elif out["created"]:
+        print(f"switch {out['name']} enrolled")
+    else:
+        print(f"switch {out['name']}: " + (", ".join(out["changes"]) or "nothing") + " changed")
+    return EXIT_OK
+
+
+def cmd_switch_port(args: argparse.Namespace) -> int:
+    if (args.access is None) == (args.native is None and args.allowed is None):
+        print("error: give --access VLAN, or --native/--allowed for a trunk", file=sys.stderr)
+        return EXIT_USAGE
+    body: dict[str, Any] = (
+        {"mode": "access", "vlan": args.access}
+        if args.access is not None
+        else {"mode": "trunk", "native_vlan": args.native, "allowed_vlans": args.allowed}
+    )
+    _, out = _client(args).request(
+        "PUT", f"/v1/switches/{args.switch}/ports/{args.port}", json_body=body
+    )
+    if args.json:
+        _print_json(out)
+    else:
+        print(f"{out['switch']} {out['port']}: desired {_describe_state(out['desired'])} "
+              f"({'in sync' if out['in_sync'] else 'pending'})")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_switch_plan(args: argparse.Namespace) -> int:
+    plan = _client(args).get(f"/v1/switches/{args.switch}/plan")
+    if args.json:
+        _print_json(plan)
+        return EXIT_OK
+    if not plan["ports"]:
+        print(f"{plan['switch']}: nothing pending")
+        return EXIT_OK
+    rows = [(p["port"], p["from"], p["to"], p["status"]) for p in plan["ports"]]
+    print(_table(rows, ("PORT", "FROM", "TO", "STATUS")))
+    if plan["vlans_to_create"]:
+        print("VLANs to create: " + ", ".join(str(v) for v in plan["vlans_to_create"]))
+    for problem in plan["problems"]:
+        print(f"problem: {problem}")
+    print("commands:")
+    for c in plan["commands"]:
+        print(f"  {c}")
+    return EXIT_OK
+
+
+def cmd_switch_apply(args: argparse.Namespace) -> int:
+    client = dataclasses.replace(_client(args), timeout=args.timeout)
+    res = client.post(f"/v1/switches/{args.switch}/apply", retry=args.retry)
+    if args.json:
+        _print_json(res)
+    elif res["skipped"]:
+        print(f"{res['switch']}: {res['skipped']}")
+    else:
+        print(
+            f"{res['switch']}: {len(res['applied'])} applied, {len(res['quarantined'])} "
+            f"quarantined, {len(res['failed'])} failed, {len(res['pending'])} still pending "
+            f"({res['sessions']} session(s))"
+        )
+        for port, why in sorted({**res["quarantined"], **res["failed"]}.items()):
+            print(f"  {port}: {why}")
+        if res["error"]:
+            print(f"  error: {res['error']}")
+        if res["diff"]:
+            print(res["diff"])
+    ok = not (res["failed"] or res["quarantined"] or res["error"])
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def cmd_switch_drift(args: argparse.Namespace) -> int:
+    client = dataclasses.replace(_client(args), timeout=args.timeout)
+    res = client.post(f"/v1/switches/{args.switch}/drift")
+    if args.json:
+        _print_json(res)
+    elif res["error"]:
+        print(f"{res['switch']}: drift check failed: {res['error']}")
+    else:
+        print(f"{res['switch']}: {res['checked']} port(s) checked, {len(res['drifted'])} drifted"
+              + (" (repairing)" if res["repairing"] and res["drifted"] else ""))  # fmt: skip
+        for port, d in sorted(res["drifted"].items()):
+            print(f"  {port}: {d['observed']} (expected {d['expected']})")
+    return EXIT_OK if not (res["drifted"] or res["error"]) else EXIT_ERROR
+
+
+def cmd_node_network(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"network": args.network} if args.network else {"vlan": args.vlan}
+    _, out = _client(args).request("PUT", f"/v1/nodes/{args.node}/network", json_body=body)
+    if args.json:
+        _print_json(out)
+        return EXIT_OK
+    for b in out["ports"]:
+        print(f"{out['node']}: {b['switch']} {b['port']} -> {_describe_state(b['desired'])}")
+    for sk in out["skipped"]:
+        print(f"{out['node']}: NIC {sk['mac']} skipped: {sk['reason']}")
+    return EXIT_OK
+
+
 def cmd_lab_bmc(args: argparse.Namespace) -> int:
     from provisiond.lab.bmc import run as run_lab_bmc
 
@@ -621,6 +811,7 @@ def cmd_lab_switch(args: argparse.Namespace) -> int:
         control=Path(args.control) if args.control else None,
         faults=list(args.fault or ()),
         count=args.count,
+        eapi_port=args.eapi_port,
     )
 
 
@@ -731,6 +922,47 @@ def build_parser() -> argparse.ArgumentParser:
     cmd(image, "list", cmd_image_list, "list images", remote)
     cmd(node, "discovered", cmd_discovered, "MACs that booted without being enrolled", remote)
 
+    sw = sub.add_parser("switch", help="Ethernet switches").add_subparsers(
+        dest="sub", required=True
+    )
+    cmd(sw, "list", cmd_switch_list, "list switches", remote)
+    ss = cmd(sw, "show", cmd_switch_show, "a switch and its managed ports", remote)
+    ss.add_argument("switch")
+    sa = cmd(sw, "add", cmd_switch_add, "enroll or update a switch (password: "
+             "--password-file or PROVISIOND_SWITCH_PASSWORD)", remote)  # fmt: skip
+    sa.add_argument("name")
+    sa.add_argument("--driver", required=True, help="dialect (arista_eos, ...) or napalm_eos")
+    sa.add_argument("--address", required=True)
+    sa.add_argument("--port", type=int)
+    sa.add_argument("--username")
+    sa.add_argument("--password-file")
+    sa.add_argument("--allowed-vlans", required=True, help='e.g. "100-199,300"')
+    sa.add_argument("--allowed-ports", help="regular expression of the ports provisiond may touch")
+    sa.add_argument("--provisioning-vlan", type=int)
+    sa.add_argument("--quarantine-vlan", type=int, required=True)
+    sa.add_argument("--repair-drift", action="store_true", help="put hand-changed ports back")
+    sp_ = cmd(sw, "port", cmd_switch_port, "set a port's desired state", remote)
+    sp_.add_argument("switch")
+    sp_.add_argument("port")
+    sp_.add_argument("--access", type=int, metavar="VLAN")
+    sp_.add_argument("--native", type=int, metavar="VLAN", help="trunk: native VLAN")
+    sp_.add_argument("--allowed", metavar="LIST", help='trunk: allowed VLANs, e.g. "100-110"')
+    spl = cmd(sw, "plan", cmd_switch_plan, "what the next pass would send", remote)
+    spl.add_argument("switch")
+    sap = cmd(sw, "apply", cmd_switch_apply, "run a pass now", remote)
+    sap.add_argument("switch")
+    sap.add_argument("--retry", action="store_true",
+                     help="also retry ports left quarantined, failed or drifted")  # fmt: skip
+    sap.add_argument("--timeout", type=float, default=900)
+    sdr = cmd(sw, "drift", cmd_switch_drift, "compare the switch with what was applied", remote)
+    sdr.add_argument("switch")
+    sdr.add_argument("--timeout", type=float, default=900)
+    nn = cmd(node, "network", cmd_node_network, "put a node's switch ports on a network", remote)
+    nn.add_argument("node")
+    nng = nn.add_mutually_exclusive_group(required=True)
+    nng.add_argument("--network", choices=["provisioning", "quarantine"])
+    nng.add_argument("--vlan", type=int)
+
     op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
     os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)
     os_.add_argument("op")
@@ -801,6 +1033,12 @@ def build_parser() -> argparse.ArgumentParser:
     lsw.add_argument("--username", help="login (default: the vendor's usual, docs/lab.md)")
     lsw.add_argument("--password", help="password (default: the vendor's usual, docs/lab.md)")
     lsw.add_argument("--ports", type=int, default=48, help="number of front-panel ports")
+    lsw.add_argument(
+        "--eapi-port",
+        type=int,
+        metavar="Q",
+        help="arista_eos: also serve eAPI (JSON-RPC over HTTP) on Q..Q+N-1 (docs/lab.md)",
+    )
     lsw.add_argument("--control", help="JSON file of faults, re-read when it changes (docs/lab.md)")
     lsw.add_argument(
         "--fault",

@@ -147,15 +147,49 @@ class RedfishSettings(_Section):
     connections: int = Field(64, ge=1, le=10000)
 
 
+class NetmikoSettings(_Section):
+    """[drivers.netmiko]: the SSH transport of the CLI switch dialects (docs/switches.md)."""
+
+    connect_timeout: float = Field(15.0, gt=0, le=300)
+    # one command's answer (a save can take a while on a big configuration)
+    read_timeout: float = Field(60.0, gt=0, le=3600)
+    # a whole session: login, batch, save
+    session_timeout: float = Field(300.0, gt=0, le=7200)
+    connect_tries: int = Field(3, ge=1, le=20)
+    save_tries: int = Field(5, ge=1, le=100)
+    save_retry_delay: float = Field(2.0, ge=0, le=300)
+    # configuration lines per write (1: strictly one command at a time)
+    pipeline: int = Field(16, ge=1, le=1000)
+    # sessions in flight at once over all switches (each holds a thread)
+    sessions: int = Field(32, ge=1, le=1024)
+
+
+class NapalmSettings(_Section):
+    """[drivers.napalm]: napalm's transactional drivers (napalm_eos, ...; docs/switches.md)."""
+
+    timeout: float = Field(60.0, gt=0, le=3600)
+    session_timeout: float = Field(300.0, gt=0, le=7200)
+    # EOS eAPI transport: https on real switches, http where eAPI is plain
+    eos_transport: Literal["https", "http"] = "https"
+    verify_tls: bool = True
+    sessions: int = Field(16, ge=1, le=1024)
+
+
 class DriverSettings(_Section):
     # Extra drivers by name -> "module:Class"; entry points provide the installed ones.
     bmc: dict[str, str] = Field(default_factory=dict)
     ipmi: IpmiSettings = Field(default_factory=IpmiSettings)
     redfish: RedfishSettings = Field(default_factory=RedfishSettings)
+    netmiko: NetmikoSettings = Field(default_factory=NetmikoSettings)
+    napalm: NapalmSettings = Field(default_factory=NapalmSettings)
 
     def options(self) -> dict[str, dict[str, Any]]:
         """Per-driver option sections, by driver name, for the registry."""
         return {"ipmi": self.ipmi.model_dump(), "redfish": self.redfish.model_dump()}
+
+    def switch_options(self) -> dict[str, dict[str, Any]]:
+        """Per-transport option sections of the switch drivers."""
+        return {"netmiko": self.netmiko.model_dump(), "napalm": self.napalm.model_dump()}
 
     @field_validator("bmc")
     @classmethod
@@ -164,6 +198,23 @@ class DriverSettings(_Section):
             if ":" not in target:
                 raise ValueError(f"driver {name!r}: expected 'module:Class', got {target!r}")
         return v
+
+
+class SwitchSettings(_Section):
+    """[switches]: the switch reconciler (provisiond/fabric.py; docs/switches.md)."""
+
+    enabled: bool = True
+    # seconds between two looks at the switches (a desired-state change wakes it at once)
+    interval: float = Field(2.0, gt=0, le=3600)
+    # seconds between two drift checks of one switch (reads every applied port)
+    drift_interval: float = Field(300.0, gt=0)
+    # switches worked on at once
+    concurrency: int = Field(32, ge=1, le=10000)
+    # a daemon holds a switch this long at most (another daemon takes over after a crash)
+    lease_seconds: float = Field(900.0, gt=1)
+    # an unreachable switch is retried after backoff_seconds, doubling up to the max
+    backoff_seconds: float = Field(5.0, ge=0)
+    backoff_max_seconds: float = Field(300.0, ge=0)
 
 
 class PxeSettings(_Section):
@@ -285,6 +336,7 @@ class Settings(_Section):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     drivers: DriverSettings = Field(default_factory=DriverSettings)
     power_sync: PowerSyncSettings = Field(default_factory=PowerSyncSettings)
+    switches: SwitchSettings = Field(default_factory=SwitchSettings)
     pxe: PxeSettings = Field(default_factory=PxeSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 

@@ -17,6 +17,7 @@ def record(
     *,
     node_id: str | None = None,
     operation_id: str | None = None,
+    switch_id: int | None = None,
     actor: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> Event:
@@ -25,6 +26,7 @@ def record(
         message=message,
         node_id=node_id,
         operation_id=operation_id,
+        switch_id=switch_id,
         actor=actor,
         data=data or {},
     )

@@ -190,6 +190,81 @@ class Nic(Base):
     node: Mapped[Node] = relationship(back_populates="nics", lazy="raise")
 
 
+class Switch(Base):
+    """An Ethernet switch provisiond may configure: how to reach it (credentials encrypted at
+    rest), what it may touch (allow-lists) and its system VLANs; plus the reconciler's
+    bookkeeping (provisiond/fabric.py)."""
+
+    __tablename__ = "switches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    # a dialect (drivers/switch/dialects) or napalm_<platform>
+    driver: Mapped[str32]
+    address: Mapped[str255]
+    port: Mapped[int | None]
+    username: Mapped[str255 | None]
+    # Fernet token; never leaves the daemon (write-only in the API)
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    # "100-199,300": the VLANs provisiond may put on ports or create
+    allowed_vlans: Mapped[str] = mapped_column(Text)
+    # a regular expression the whole port name must match (None: any port of the dialect)
+    allowed_ports: Mapped[str | None] = mapped_column(Text)
+    provisioning_vlan: Mapped[int | None]
+    quarantine_vlan: Mapped[int | None]
+    # put ports changed by hand back as desired (else the drift check only reports them)
+    repair_drift: Mapped[bool] = mapped_column(default=False)
+    # VLANs last read from the switch (ids), so a pass creates only what is missing
+    known_vlans: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # reconciler: one daemon works on a switch at a time (a lease, as for operations)
+    lease_owner: Mapped[str255 | None]
+    lease_expires_at: Mapped[dt.datetime | None]
+    failures: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_applied_at: Mapped[dt.datetime | None]
+    last_drift_check_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PortBinding(Base):
+    """One switch port provisiond manages: what it should be (desired), what provisiond last
+    made it (applied) and what the switch last said it is (observed). ``desired_rev`` grows with
+    every change of ``desired``; the port is pending while ``applied_rev`` is behind it.
+
+    desired/applied/observed: {"mode": "access", "vlan": N} or {"mode": "trunk", "native_vlan":
+    N | None, "allowed_vlans": [..]} (observed may also be {"mode": null} for a routed port)."""
+
+    __tablename__ = "port_bindings"
+    __table_args__ = (
+        UniqueConstraint("switch_id", "port", name="uq_port_bindings_switch_port"),
+        Index("ix_port_bindings_node_id", "node_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    switch_id: Mapped[int] = mapped_column(ForeignKey("switches.id", ondelete="CASCADE"))
+    port: Mapped[str64]
+    # who asked: "api" (PUT /v1/switches/../ports/..) or "node" (a node-level network binding)
+    source: Mapped[str32] = mapped_column(default="api")
+    node_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("nodes.id", ondelete="SET NULL")
+    )
+    # a system network the desired state follows (provisioning | quarantine), else None
+    network: Mapped[str32 | None]
+    desired: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    desired_rev: Mapped[int] = mapped_column(default=1)
+    applied: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    applied_rev: Mapped[int] = mapped_column(default=0)
+    applied_at: Mapped[dt.datetime | None]
+    observed: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    observed_at: Mapped[dt.datetime | None]
+    # pending | applied | quarantined | failed | drifted
+    status: Mapped[str32] = mapped_column(default="pending")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Image(Base):
     """A stateless netboot image: kernel, initrd and command line (docs/pxe.md#images).
 
@@ -316,6 +391,9 @@ class Event(Base):
         String(36), ForeignKey("nodes.id", ondelete="SET NULL"), index=True
     )
     operation_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    switch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("switches.id", ondelete="SET NULL"), index=True
+    )
     kind: Mapped[str64]
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)

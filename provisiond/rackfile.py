@@ -79,6 +79,16 @@ def _no_control_characters(v: str | None) -> str | None:
     return v
 
 
+def host_address(v: str) -> str:
+    """An IP address (normalised) or a host name (lowercased); ValueError otherwise."""
+    try:
+        return str(ipaddress.ip_address(v.strip("[]")))
+    except ValueError:
+        if not _HOSTNAME.match(v):
+            raise ValueError("not an IP address or host name") from None
+        return v.lower()
+
+
 class BmcSpec(_Strict):
     driver: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     # IP address or host name; for Redfish also a URL (http[s]://host[:port]), see docs
@@ -195,6 +205,82 @@ class NodeSpec(_Strict):
         return self
 
 
+class SwitchSpec(_Strict):
+    """A switch provisiond may configure (rack file ``switches:`` or ``POST /v1/switches``)."""
+
+    name: str = Field(pattern=NAME_RE)
+    # a dialect (arista_eos, cumulus_nvue, sonic, cisco_nxos, dell_os10, junos, comware) or a
+    # napalm driver (napalm_eos, napalm_junos, napalm_nxos_ssh)
+    driver: str
+    address: str = Field(max_length=255)
+    # SSH port (eAPI port for napalm_eos); None: the protocol's default
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=255)
+    password: str | None = Field(None, min_length=1, max_length=1024, repr=False)
+    # the VLANs provisiond may use on this switch: "100-199,300"
+    allowed_vlans: str = Field(min_length=1, max_length=4096)
+    # a regular expression the whole port name must match; None: every port of the dialect
+    allowed_ports: str | None = Field(None, min_length=1, max_length=1024)
+    provisioning_vlan: int | None = Field(None, ge=1, le=4094)
+    # where a port goes when its change fails or its state is in doubt: required
+    quarantine_vlan: int = Field(ge=1, le=4094)
+    repair_drift: bool = False
+
+    _plain = field_validator("username", "password", "allowed_ports")(_no_control_characters)
+
+    @field_validator("driver")
+    @classmethod
+    def _driver(cls, v: str) -> str:
+        from drivers.switch.registry import switch_driver_names
+
+        known = switch_driver_names()
+        if v not in known:
+            raise ValueError(f"unknown switch driver; known: {', '.join(sorted(known))}")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        return host_address(v)
+
+    @field_validator("allowed_vlans")
+    @classmethod
+    def _vlans(cls, v: str) -> str:
+        from drivers.switch.base import format_vlan_ranges, parse_vlan_ranges
+
+        vlans = parse_vlan_ranges(v)
+        if not vlans:
+            raise ValueError("no VLAN in the list")
+        return format_vlan_ranges(vlans)
+
+    @field_validator("allowed_ports")
+    @classmethod
+    def _ports(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _system_vlans(self) -> SwitchSpec:
+        from drivers.switch.base import parse_vlan_ranges
+
+        allowed = parse_vlan_ranges(self.allowed_vlans)
+        for key in ("provisioning_vlan", "quarantine_vlan"):
+            vlan = getattr(self, key)
+            if vlan is not None and vlan not in allowed:
+                raise ValueError(f"{key} {vlan} is outside allowed_vlans ({self.allowed_vlans})")
+        if self.provisioning_vlan == self.quarantine_vlan:
+            raise ValueError(
+                "provisioning_vlan and quarantine_vlan must differ (quarantine isolates)"
+            )
+        if self.quarantine_vlan == 1:
+            raise ValueError("quarantine_vlan 1 is the default VLAN, shared by every unused port")
+        return self
+
+
 class RackHeader(_Strict):
     rack: str = Field(pattern=NAME_RE)
     # None: not given. A new rack gets DEFAULT_RACK_HEIGHT; an enrolled rack keeps its own.
@@ -206,6 +292,8 @@ class RackHeader(_Strict):
 
 class RackFile(RackHeader):
     nodes: list[NodeSpec] = Field(max_length=100000)
+    # the rack's switches (YAML/JSON only; CSV files describe nodes)
+    switches: list[SwitchSpec] = Field(default_factory=list, max_length=1000)
 
 
 @dataclass
@@ -638,7 +726,9 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
     problems: list[FieldProblem] = []
     header: RackHeader | None = None
     try:
-        header = RackHeader.model_validate({k: v for k, v in data.items() if k != "nodes"})
+        header = RackHeader.model_validate(
+            {k: v for k, v in data.items() if k not in ("nodes", "switches")}
+        )
     except PydanticValidationError as exc:
         problems += _pydantic_problems(exc, (), data, parsed.lines)
     raw_nodes = data.get("nodes")
@@ -665,6 +755,21 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
             else:
                 nodes.append((i, spec))
                 views.append((i, _View.from_spec(spec)))
+    switches: list[SwitchSpec] = []
+    raw_switches = data.get("switches", [])
+    if not isinstance(raw_switches, list):
+        problems.append(
+            FieldProblem(
+                "switches", "must be a list of switches", line=line_for(parsed.lines, ("switches",))
+            )
+        )
+    else:
+        for i, raw in enumerate(raw_switches):
+            try:
+                switches.append(SwitchSpec.model_validate(raw))
+            except PydanticValidationError as exc:
+                problems += _pydantic_problems(exc, ("switches", i), data, parsed.lines)
+        problems += _switch_checks(switches, views, parsed)
     if header is not None and rack_name is not None and header.rack != rack_name:
         problems.append(
             FieldProblem(
@@ -687,7 +792,54 @@ def validate(parsed: ParsedFile, *, rack_name: str | None = None) -> RackFile:
     if problems or header is None:
         problems.sort(key=lambda p: (p.line or 0, p.where))
         raise ValidationError(f"rack file has {len(problems)} error(s)", problems)
-    return RackFile(**header.model_dump(), nodes=[n for _, n in nodes])
+    return RackFile(**header.model_dump(), nodes=[n for _, n in nodes], switches=switches)
+
+
+def _switch_checks(
+    switches: list[SwitchSpec], views: list[tuple[int, _View]], parsed: ParsedFile
+) -> list[FieldProblem]:
+    """Switch names are unique; a NIC cabled to a switch of this file names a port that the
+    switch's dialect (and allowed ports) accept."""
+    from drivers.switch.registry import dialect_for
+
+    problems: list[FieldProblem] = []
+    by_name: dict[str, SwitchSpec] = {}
+    for i, sw in enumerate(switches):
+        if sw.name in by_name:
+            path: Path_ = ("switches", i, "name")
+            problems.append(
+                FieldProblem(
+                    where_of(path),
+                    "switch name used twice in this file",
+                    line=line_for(parsed.lines, path),
+                    value=sw.name,
+                )
+            )
+        by_name.setdefault(sw.name, sw)
+    for i, node in views:
+        for j, nic in node.nics:
+            cabled = by_name.get(nic.switch or "")
+            if cabled is None or nic.port is None:
+                continue
+            dialect = dialect_for(cabled.driver)
+            bad = not dialect.port_pattern.fullmatch(nic.port)
+            outside = cabled.allowed_ports is not None and not re.fullmatch(
+                cabled.allowed_ports, nic.port
+            )
+            if bad or outside:
+                path = ("nodes", i, "nics", j, "port")
+                problems.append(
+                    FieldProblem(
+                        where_of(path),
+                        f"not a {dialect.name} port name (switch {cabled.name})"
+                        if bad
+                        else f"outside switch {cabled.name}'s allowed_ports",
+                        line=line_for(parsed.lines, path),
+                        value=nic.port,
+                        row=node.name,
+                    )
+                )
+    return problems
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,14 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from drivers.registry import BmcRegistry
+from drivers.switch.registry import SwitchDrivers
 from provisiond.api.boot_routes import boot_routes
 from provisiond.api.errors import error_middleware
 from provisiond.api.keys import SERVICES, SETTINGS, Services
 from provisiond.api.openapi import build as build_openapi
 from provisiond.api.routes import v1_routes
 from provisiond.api.routing import install
+from provisiond.api.switch_routes import switch_routes
 from provisiond.auth import Authenticator
 from provisiond.bmc import BmcGateway
 from provisiond.boot import BootService
@@ -28,7 +30,8 @@ from provisiond.crypto import SecretBox, load_or_create_key
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import ConfigError
-from provisiond.models import Node
+from provisiond.fabric import Reconciler
+from provisiond.models import Node, Switch
 from provisiond.netboot import Netboot
 from provisiond.powersync import PowerSync
 from pxe.dhcp_server import LoaderMemory
@@ -59,8 +62,22 @@ async def open_services(settings: Settings) -> Services:
         raise
     auth = Authenticator(db, ttl=settings.api.token_cache_seconds)
     boot = BootService(db, settings, engine, LoaderMemory())
+    switches = Reconciler(
+        db,
+        box,
+        settings.switches,
+        SwitchDrivers(settings.drivers.switch_options()),
+        owner=engine.owner,
+    )
     return Services(
-        settings=settings, db=db, box=box, registry=registry, engine=engine, auth=auth, boot=boot
+        settings=settings,
+        db=db,
+        box=box,
+        registry=registry,
+        engine=engine,
+        auth=auth,
+        boot=boot,
+        switches=switches,
     )
 
 
@@ -72,10 +89,17 @@ async def _refuse_new_key_over_old_secrets(db: Database, settings: Settings) -> 
         stored = await s.scalar(
             select(func.count()).select_from(Node).where(Node.bmc_password_enc.is_not(None))
         )
+        stored = (stored or 0) + (
+            await s.scalar(
+                select(func.count()).select_from(Switch).where(Switch.password_enc.is_not(None))
+            )
+            or 0
+        )
     if stored:
         settings.key_file.unlink(missing_ok=True)
         raise ConfigError(
-            f"the database holds {stored} encrypted BMC password(s) but there was no key file at "
+            f"the database holds {stored} encrypted BMC/switch password(s) but there was no key "
+            f"file at "
             f"{settings.key_file}: copy the key file of the daemon that wrote them (or set "
             "secret_key to it); see docs/runbooks/secret-key.md",
             key="secret_key_file",
@@ -102,12 +126,16 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[POWER_SYNC] = power_sync
     power_sync.start()
+    # switch reconciliation (provisiond.fabric): desired port state -> switches, drift checks
+    assert services.switches is not None
+    services.switches.start()
     # Everything alive now (SQLAlchemy, alembic, pydantic, routes: ~100k objects) lives as long
     # as the daemon; without this, each full collection walks them all (60-90 ms, the p99 of
     # listing).
     gc.freeze()
     yield
     await netboot.stop()
+    await services.switches.stop()
     await power_sync.stop()
     await services.engine.stop()
     runner.cancel()
@@ -126,7 +154,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
     )
     app[SETTINGS] = settings
-    routes = v1_routes() + boot_routes()
+    routes = v1_routes() + switch_routes() + boot_routes()
     app[OPENAPI] = json.dumps(build_openapi(routes))
     app.cleanup_ctx.append(_services_ctx)
     install(app, routes)

@@ -13,6 +13,7 @@ from provisiond.config import Settings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.engine import Engine
+from provisiond.fabric import Reconciler
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Services:
     engine: Engine
     auth: Authenticator
     boot: BootService | None = None
+    switches: Reconciler | None = None
 
 
 SERVICES = web.AppKey("services", Services)

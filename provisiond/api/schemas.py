@@ -283,3 +283,109 @@ class ImageList(_Out):
 
 class DiscoveredList(_Out):
     items: list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------------ switches
+
+
+class PortStateIn(_Body):
+    """A port's desired state: access (``vlan``) or trunk (``native_vlan`` and/or
+    ``allowed_vlans``, e.g. "100-110,120"; the native VLAN is always carried)."""
+
+    mode: Literal["access", "trunk"]
+    vlan: int | None = Field(None, ge=1, le=4094)
+    native_vlan: int | None = Field(None, ge=1, le=4094)
+    allowed_vlans: str | None = Field(None, min_length=1, max_length=4096)
+
+
+class NodeNetworkIn(_Body):
+    """Bind a node's cabled Ethernet ports: a system network (each switch's own VLAN for it) or
+    one access VLAN."""
+
+    network: Literal["provisioning", "quarantine"] | None = None
+    vlan: int | None = Field(None, ge=1, le=4094)
+
+
+class SwitchApplyQuery(_In):
+    retry: bool = Field(
+        False, description="also retry ports left quarantined, failed or drifted by earlier passes"
+    )
+
+
+class PortBindingOut(_Out):
+    switch: str
+    port: str
+    source: Literal["api", "node"]
+    node: str | None
+    network: str | None
+    desired: dict[str, Any]
+    applied: dict[str, Any] | None
+    observed: dict[str, Any] | None
+    status: Literal["pending", "applied", "quarantined", "failed", "drifted"]
+    in_sync: bool
+    last_error: str | None
+
+
+class SwitchOut(_Out):
+    name: str
+    driver: str
+    address: str
+    port: int | None
+    username: str | None
+    password_set: bool = Field(description="passwords are write-only")
+    allowed_vlans: str
+    allowed_ports: str | None
+    provisioning_vlan: int | None
+    quarantine_vlan: int | None
+    repair_drift: bool
+    ports: dict[str, int] = Field(description="managed ports by status")
+    failures: int
+    last_error: str | None
+    bindings: list[PortBindingOut] | None = None
+
+
+class SwitchList(_Out):
+    items: list[SwitchOut]
+
+
+class SwitchEnrollOut(_Out):
+    name: str
+    created: bool
+    changes: list[str]
+    switch: SwitchOut
+
+
+class PassOut(_Out):
+    switch: str
+    applied: list[str]
+    quarantined: dict[str, str]
+    failed: dict[str, str]
+    pending: list[str]
+    vlans_created: list[int]
+    sessions: int
+    error: str | None
+    diff: str | None
+    skipped: str | None
+
+
+class DriftOut(_Out):
+    switch: str
+    checked: int
+    drifted: dict[str, dict[str, str]]
+    repairing: bool
+    cleared: list[str]
+    error: str | None
+
+
+class PlanOut(_Out):
+    switch: str
+    ports: list[dict[str, Any]]
+    vlans_to_create: list[int]
+    commands: list[str]
+    problems: list[str]
+
+
+class NodeNetworkOut(_Out):
+    node: str
+    ports: list[PortBindingOut]
+    skipped: list[dict[str, Any]]

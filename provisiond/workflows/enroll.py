@@ -30,6 +30,7 @@ from provisiond.rackfile import (
     validate,
     where_of,
 )
+from provisiond.switches import upsert_switches
 
 T = TypeVar("T")
 _ENROLL_LOCK_ID = 0x656E726C  # "enrl"
@@ -50,11 +51,15 @@ class EnrollResult:
     not_in_file: list[str] = field(default_factory=list)
     rack_created: bool = False
     rack_updated: list[str] = field(default_factory=list)
+    # switches of the file created or changed: {"name", "created", "changes"}
+    switches: list[dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated or self.rack_created or self.rack_updated)
+        return bool(
+            self.created or self.updated or self.rack_created or self.rack_updated or self.switches
+        )
 
     def summary(self) -> str:
         if not self.changed:
@@ -63,9 +68,10 @@ class EnrollResult:
                 "enrolled as described)"
             )
         verb = "would enroll" if self.dry_run else "enrolled"
+        switches = f", {len(self.switches)} switch(es) new or changed" if self.switches else ""
         return (
             f"rack {self.rack}: {verb} {len(self.created)} new, {len(self.updated)} updated, "
-            f"{len(self.unchanged)} unchanged"
+            f"{len(self.unchanged)} unchanged{switches}"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +86,7 @@ class EnrollResult:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "not_in_file": self.not_in_file,
+            "switches": self.switches,
         }
 
 
@@ -336,6 +343,12 @@ async def enroll(
             new_events.append(
                 _event_row(node.id, f"enrollment updated: {', '.join(changes)}", actor, now)
             )
+        # the file's switches, in the same transaction (a NIC may name one of them)
+        result.switches = [
+            r.as_dict()
+            for r in await upsert_switches(s, rack.switches, box, actor)
+            if r.created or r.changes
+        ]
         if dry_run:
             await s.rollback()
             return result

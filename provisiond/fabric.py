@@ -1,0 +1,973 @@
+"""Ethernet fabric reconciliation: desired port state from the database, applied to the switches
+in batches, read back, recorded; drift reported (and, when configured, repaired).
+
+Each managed switch port is a PortBinding row: ``desired`` (set through the API: a port's own
+state, or a node's network binding), ``applied`` (what provisiond last made it, confirmed by a
+read-back) and ``observed`` (what the switch last said). A binding is pending while
+``applied_rev`` is behind ``desired_rev``.
+
+One pass over one switch (``Reconciler.reconcile``), under a lease on the switch row so that
+several daemons sharing a database never work on one switch at once:
+
+1. the pending bindings become ONE ChangeSet: their port changes, plus the VLANs they need that
+   the switch does not have (known VLANs are cached on the switch row; a VLAN not in the cache is
+   looked up with one read before it is created);
+2. the driver applies it in one session and saves once; a batch the switch refuses is split in
+   halves until the refused ports are found, so one bad port never holds up the others;
+3. the batch's ports are read back: a port that reads as desired is applied; a refused port, or
+   one whose read-back differs, is moved to the switch's quarantine VLAN (never left in a
+   tenant network it was supposed to leave) and waits for an operator (``switch apply --retry``
+   or a new desired state);
+4. a switch that cannot be reached (or drops the session) is retried with backoff; the ports
+   stay pending, and the next session sends the same batch again (every batch is idempotent).
+
+The drift check (``Reconciler.check_drift``, periodic and on demand) reads every applied port
+and reports those that differ from what provisiond applied (changed by hand); with
+``repair_drift`` it makes them pending again, so the next pass puts them back.
+
+This module never talks to a switch except through a SwitchDriver, and never leaves a port's
+database record claiming a state the switch did not confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+
+from drivers.switch.base import (
+    ChangeSet,
+    Policy,
+    PortChange,
+    PortMode,
+    PortState,
+    SwitchDriver,
+    SwitchError,
+    SwitchTarget,
+    VlanChange,
+    VlanState,
+    check,
+    format_vlan_ranges,
+)
+from drivers.switch.registry import SwitchDrivers, dialect_for
+from provisiond import events
+from provisiond.config import SwitchSettings
+from provisiond.crypto import SecretBox
+from provisiond.db import Database
+from provisiond.errors import NotFound, ValidationError
+from provisiond.models import PortBinding, Switch, utcnow
+
+log = logging.getLogger(__name__)
+
+# binding statuses
+PENDING, APPLIED, QUARANTINED, FAILED, DRIFTED = (
+    "pending",
+    "applied",
+    "quarantined",
+    "failed",
+    "drifted",
+)
+
+
+# --------------------------------------------------------------------------- desired state
+
+
+def access(vlan: int) -> dict[str, Any]:
+    return {"mode": "access", "vlan": vlan}
+
+
+def trunk(native_vlan: int | None, allowed_vlans: Iterable[int]) -> dict[str, Any]:
+    allowed = set(allowed_vlans)
+    if native_vlan is not None:
+        allowed.add(native_vlan)
+    return {"mode": "trunk", "native_vlan": native_vlan, "allowed_vlans": sorted(allowed)}
+
+
+def port_change(port: str, desired: Mapping[str, Any]) -> PortChange:
+    if desired.get("mode") == "trunk":
+        return PortChange(
+            port,
+            PortMode.TRUNK,
+            native_vlan=desired.get("native_vlan"),
+            allowed_vlans=tuple(desired.get("allowed_vlans") or ()),
+        )
+    return PortChange(port, PortMode.ACCESS, vlan=int(desired["vlan"]))
+
+
+def vlans_of(desired: Mapping[str, Any]) -> set[int]:
+    if desired.get("mode") == "trunk":
+        out = set(desired.get("allowed_vlans") or ())
+        if desired.get("native_vlan") is not None:
+            out.add(int(desired["native_vlan"]))
+        return out
+    return {int(desired["vlan"])}
+
+
+def observed_dict(state: PortState | None) -> dict[str, Any]:
+    """The switch's view of a port in the desired-state shape (``{"mode": None}``: routed or
+    not a switchport; ``{"missing": True}``: the switch did not report the port)."""
+    if state is None:
+        return {"mode": None, "missing": True}
+    if state.mode is PortMode.ACCESS:
+        return {"mode": "access", "vlan": state.vlan}
+    if state.mode is PortMode.TRUNK:
+        return trunk(state.native_vlan, state.allowed_vlans)
+    return {"mode": None}
+
+
+def matches(desired: Mapping[str, Any], observed: Mapping[str, Any] | None) -> bool:
+    """Whether the switch has the port as desired (the VLAN-carrying fields only)."""
+    if observed is None or observed.get("mode") != desired.get("mode"):
+        return False
+    if desired.get("mode") == "access":
+        return bool(observed.get("vlan") == desired.get("vlan"))
+    if desired.get("native_vlan") != observed.get("native_vlan"):
+        return False
+    return vlans_of(desired) == vlans_of(observed)
+
+
+def describe(state: Mapping[str, Any] | None) -> str:
+    """``access 120``, ``trunk native 10 allowed 10,20-30``, ``routed``, ``missing``."""
+    if state is None:
+        return "unknown"
+    if state.get("missing"):
+        return "missing"
+    if state.get("mode") == "access":
+        return f"access {state.get('vlan')}"
+    if state.get("mode") == "trunk":
+        native = state.get("native_vlan")
+        allowed = format_vlan_ranges(state.get("allowed_vlans") or ()) or "none"
+        return f"trunk native {native if native is not None else 'none'} allowed {allowed}"
+    return "routed"
+
+
+# --------------------------------------------------------------------------- switch records
+
+
+@dataclass(frozen=True)
+class SwitchRecord:
+    """A switch row, with its secret decrypted and its allow-lists parsed (never logged)."""
+
+    id: int
+    name: str
+    driver: str
+    target: SwitchTarget
+    policy: Policy
+    quarantine_vlan: int | None
+    provisioning_vlan: int | None
+    repair_drift: bool
+    known_vlans: frozenset[int]
+
+    @classmethod
+    def of(cls, sw: Switch, box: SecretBox) -> SwitchRecord:
+        return cls(
+            id=sw.id,
+            name=sw.name,
+            driver=sw.driver,
+            target=SwitchTarget(
+                sw.name,
+                sw.driver,
+                sw.address,
+                sw.port or 22,
+                sw.username,
+                box.decrypt(sw.password_enc) if sw.password_enc else None,
+            ),
+            policy=Policy.parse(sw.allowed_vlans, sw.allowed_ports),
+            quarantine_vlan=sw.quarantine_vlan,
+            provisioning_vlan=sw.provisioning_vlan,
+            repair_drift=sw.repair_drift,
+            known_vlans=frozenset(int(v) for v in (sw.known_vlans or {}).get("ids", [])),
+        )
+
+
+def system_vlan(record: SwitchRecord | Switch, network: str) -> int:
+    """The VLAN of a system network on a switch; ValueError when the switch has none."""
+    vlan = record.provisioning_vlan if network == "provisioning" else record.quarantine_vlan
+    if vlan is None:
+        raise ValueError(f"switch {record.name} has no {network} VLAN")
+    return vlan
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class PassResult:
+    """What one pass did to one switch."""
+
+    switch: str
+    applied: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)  # port -> why
+    failed: dict[str, str] = field(default_factory=dict)  # port -> why (state unknown)
+    pending: list[str] = field(default_factory=list)  # still to do (switch unreachable)
+    vlans_created: list[int] = field(default_factory=list)
+    sessions: int = 0
+    error: str | None = None
+    diff: str | None = None
+    skipped: str | None = None  # why nothing was attempted (lease held elsewhere, nothing to do)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "switch": self.switch,
+            "applied": self.applied,
+            "quarantined": self.quarantined,
+            "failed": self.failed,
+            "pending": self.pending,
+            "vlans_created": self.vlans_created,
+            "sessions": self.sessions,
+            "error": self.error,
+            "diff": self.diff,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass
+class DriftResult:
+    switch: str
+    checked: int = 0
+    drifted: dict[str, dict[str, str]] = field(default_factory=dict)  # port -> expected/observed
+    repairing: bool = False
+    cleared: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "switch": self.switch,
+            "checked": self.checked,
+            "drifted": self.drifted,
+            "repairing": self.repairing,
+            "cleared": self.cleared,
+            "error": self.error,
+        }
+
+
+# --------------------------------------------------------------------------- the reconciler
+
+
+@dataclass
+class _Outcome:
+    ok: list[PortChange] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    transient: str | None = None
+    unreached: list[PortChange] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    sessions: int = 0
+    vlans_sent: bool = False
+
+
+class Reconciler:
+    """Reconciles every switch in the database: a loop woken by changes and by a timer, one
+    pass per switch at a time, ``settings.concurrency`` switches at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        settings: SwitchSettings,
+        drivers: SwitchDrivers,
+        owner: str,
+    ) -> None:
+        self.db = db
+        self.box = box
+        self.settings = settings
+        self.drivers = drivers
+        self.owner = owner
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._running: dict[int, asyncio.Task[Any]] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._switch_locks: dict[int, asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.settings.enabled and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="switch-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._running.values()):
+            task.cancel()
+        for task in list(self._running.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.drivers.close()
+
+    def wake(self) -> None:
+        """Something changed: look at the switches now rather than at the next tick."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("switch reconciler: tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
+            self._wake.clear()
+
+    async def tick(self) -> None:
+        """Start a pass for every switch with pending ports (not in backoff), and a drift check
+        for every switch whose last one is older than ``drift_interval``."""
+        now = utcnow()
+        drift_before = now - dt.timedelta(seconds=self.settings.drift_interval)
+        async with self.db.read() as s:
+            pending = set(
+                await s.scalars(
+                    select(Switch.id)
+                    .join(PortBinding, PortBinding.switch_id == Switch.id)
+                    .where(
+                        PortBinding.applied_rev < PortBinding.desired_rev,
+                        PortBinding.status.in_((PENDING, DRIFTED)),
+                        or_(Switch.next_attempt_at.is_(None), Switch.next_attempt_at <= now),
+                    )
+                    .distinct()
+                )
+            )
+            due = set(
+                await s.scalars(
+                    select(Switch.id)
+                    .join(PortBinding, PortBinding.switch_id == Switch.id)
+                    .where(
+                        PortBinding.status == APPLIED,
+                        or_(
+                            Switch.last_drift_check_at.is_(None),
+                            Switch.last_drift_check_at <= drift_before,
+                        ),
+                        or_(Switch.next_attempt_at.is_(None), Switch.next_attempt_at <= now),
+                    )
+                    .distinct()
+                )
+            )
+        for switch_id in sorted(pending | due):
+            if switch_id in self._running:
+                continue  # a pass is under way; what changed meanwhile goes into the next one
+            task = asyncio.create_task(
+                self._background(switch_id, apply=switch_id in pending, drift=switch_id in due),
+                name=f"switch-{switch_id}",
+            )
+            self._running[switch_id] = task
+            task.add_done_callback(functools.partial(self._done, switch_id))
+
+    def _done(self, switch_id: int, _task: asyncio.Task[Any]) -> None:
+        self._running.pop(switch_id, None)
+
+    async def _background(self, switch_id: int, *, apply: bool, drift: bool) -> None:
+        async with self._slots:
+            try:
+                if apply:
+                    await self.reconcile(switch_id)
+                if drift:
+                    await self.check_drift(switch_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("switch reconciler: switch %s: pass failed", switch_id)
+
+    # ------------------------------------------------------------------ leases
+
+    @contextlib.asynccontextmanager
+    async def _held(self, switch_id: int) -> Any:
+        """This daemon's lease on the switch for the duration of the block (None when another
+        daemon holds it), and this process's lock (one pass per switch at a time here)."""
+        lock = self._switch_locks.setdefault(switch_id, asyncio.Lock())
+        async with lock:
+            now = utcnow()
+            async with self.db.write() as s:
+                claimed = await s.execute(
+                    update(Switch)
+                    .where(
+                        Switch.id == switch_id,
+                        or_(
+                            Switch.lease_owner.is_(None),
+                            Switch.lease_owner == self.owner,
+                            Switch.lease_expires_at < now,
+                        ),
+                    )
+                    .values(
+                        lease_owner=self.owner,
+                        lease_expires_at=now + dt.timedelta(seconds=self.settings.lease_seconds),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                got = claimed.rowcount == 1  # type: ignore[attr-defined]
+                sw = await s.get(Switch, switch_id) if got else None
+                record = SwitchRecord.of(sw, self.box) if sw is not None else None
+            try:
+                yield record
+            finally:
+                if got:
+                    async with self.db.write() as s:
+                        await s.execute(
+                            update(Switch)
+                            .where(Switch.id == switch_id, Switch.lease_owner == self.owner)
+                            .values(lease_owner=None, lease_expires_at=None)
+                            .execution_options(synchronize_session=False)
+                        )
+
+    # ------------------------------------------------------------------ one pass
+
+    async def reconcile(self, switch: int | str, *, retry_failed: bool = False) -> PassResult:
+        """One pass over ``switch`` (id or name): apply what is pending, read it back, record.
+        ``retry_failed``: also retry ports left quarantined or failed by earlier passes."""
+        switch_id, name = await self._resolve(switch)
+        result = PassResult(name)
+        async with self._held(switch_id) as record:
+            if record is None:
+                result.skipped = "another daemon is working on this switch"
+                return result
+            pending = (PortBinding.applied_rev < PortBinding.desired_rev) & (
+                PortBinding.status.in_((PENDING, DRIFTED))
+            )
+            if retry_failed:  # an operator asks: the ports left aside, and drifted ones, too
+                pending = pending | PortBinding.status.in_((QUARANTINED, FAILED, DRIFTED))
+            async with self.db.read() as s:
+                bindings = list(
+                    await s.scalars(
+                        select(PortBinding)
+                        .where(PortBinding.switch_id == switch_id, pending)
+                        .order_by(PortBinding.port)
+                    )
+                )
+            if not bindings:
+                result.skipped = "nothing pending"
+                return result
+            await self._pass(record, bindings, result)
+        return result
+
+    async def _pass(
+        self, record: SwitchRecord, bindings: list[PortBinding], result: PassResult
+    ) -> None:
+        driver = self.drivers.get(record.driver)
+        dialect = dialect_for(record.driver)
+        revs = {b.port: b.desired_rev for b in bindings}
+        desired = {b.port: dict(b.desired) for b in bindings}
+        refused: dict[str, str] = {}
+        changes: list[PortChange] = []
+        for port, want in desired.items():
+            change = port_change(port, want)
+            try:  # the allow-lists may have changed since the desired state was accepted
+                check(ChangeSet(ports=(change,)), record.policy, dialect)
+            except ValidationError as exc:
+                refused[port] = "; ".join(str(p) for p in exc.problems) or exc.message
+                continue
+            changes.append(change)
+        needed: set[int] = set()
+        for c in changes:
+            needed |= vlans_of(desired[c.port])
+        if refused and record.quarantine_vlan is not None:
+            needed.add(record.quarantine_vlan)
+        known = set(record.known_vlans)
+        try:
+            vlans, known = await self._missing_vlans(driver, record, needed, known, result)
+        except SwitchError as exc:
+            await self._unreachable(record, bindings, result, exc)
+            return
+        outcome = await self._apply(driver, record, changes, vlans)
+        result.sessions += outcome.sessions
+        if outcome.vlans_sent:
+            result.vlans_created = [v.vlan for v in vlans]
+            known |= {v.vlan for v in vlans}
+        refused.update(outcome.refused)
+        if outcome.diffs:
+            result.diff = "\n".join(outcome.diffs)
+        # read back everything this pass touched (refused ports too: what are they now?)
+        touched = [c.port for c in outcome.ok] + list(refused)
+        observed, read_error = await self._read(driver, record, touched, result)
+        for c in outcome.ok:
+            got = observed.get(c.port)
+            if got is None:
+                continue  # not read back: stays pending
+            if matches(desired[c.port], got):
+                result.applied.append(c.port)
+            else:
+                refused[c.port] = f"read back as {describe(got)}, not {describe(desired[c.port])}"
+        # quarantine: a refused port must not stay where it was (it may be in a tenant network)
+        not_quarantined: dict[str, str] = {}
+        if refused and record.quarantine_vlan is None:
+            not_quarantined = dict.fromkeys(refused, "this switch has no quarantine VLAN")
+        elif refused and outcome.transient is None and read_error is None:
+            not_quarantined = await self._quarantine(
+                driver, record, list(refused), observed, result
+            )
+        elif refused:
+            not_quarantined = dict.fromkeys(refused, "the switch stopped answering")
+        for port, why in refused.items():
+            if port in not_quarantined:
+                result.failed[port] = f"{why}; not quarantined: {not_quarantined[port]}"
+            else:
+                result.quarantined[port] = why
+        result.pending = [c.port for c in outcome.unreached] + [
+            c.port for c in outcome.ok if c.port not in observed
+        ]
+        if outcome.transient is not None or read_error is not None:
+            result.error = outcome.transient or read_error
+        await self._record(record, revs, desired, observed, known, result)
+
+    async def _missing_vlans(
+        self,
+        driver: SwitchDriver,
+        record: SwitchRecord,
+        needed: set[int],
+        known: set[int],
+        result: PassResult,
+    ) -> tuple[tuple[VlanChange, ...], set[int]]:
+        """VLAN creations for what ``needed`` lacks; the switch is asked (one read) before
+        anything is created, since the cache may be stale."""
+        if not needed - known:
+            return (), known
+        have: Mapping[int, VlanState] = await driver.read_vlans(record.target)
+        result.sessions += 1
+        known = set(have)
+        return tuple(VlanChange(v) for v in sorted(needed - known)), known
+
+    async def _apply(
+        self,
+        driver: SwitchDriver,
+        record: SwitchRecord,
+        changes: list[PortChange],
+        vlans: tuple[VlanChange, ...],
+    ) -> _Outcome:
+        """Apply ``changes`` (with ``vlans`` created first) in one session; a batch the switch
+        refuses is split in halves until the refused ports are isolated."""
+        out = _Outcome()
+        queue: list[list[PortChange]] = [changes] if changes or vlans else []
+        while queue:
+            batch = queue.pop(0)
+            if out.transient is not None:
+                out.unreached.extend(batch)
+                continue
+            send_vlans = vlans if not out.vlans_sent else ()
+            try:
+                res = await driver.apply(
+                    record.target, ChangeSet(vlans=send_vlans, ports=tuple(batch)), record.policy
+                )
+                out.sessions += 1
+                out.ok.extend(batch)
+                out.vlans_sent = out.vlans_sent or bool(send_vlans)
+                if res.diff:
+                    out.diffs.append(res.diff)
+            except SwitchError as exc:
+                out.sessions += 1
+                if exc.transient or exc.command is None:
+                    # unreachable, or refused as a whole (a login): not about these ports
+                    out.transient = exc.message
+                    out.unreached.extend(batch)
+                elif len(batch) <= 1:
+                    if batch:
+                        out.refused[batch[0].port] = exc.message
+                    else:  # the VLAN creation alone was refused
+                        out.transient = exc.message
+                else:
+                    half = len(batch) // 2
+                    queue[:0] = [batch[:half], batch[half:]]
+            except ValidationError as exc:  # cannot happen after the per-port checks
+                for c in batch:
+                    out.refused[c.port] = exc.message
+        return out
+
+    async def _read(
+        self, driver: SwitchDriver, record: SwitchRecord, ports: list[str], result: PassResult
+    ) -> tuple[dict[str, dict[str, Any]], str | None]:
+        """The ports as the switch reports them. A read the switch refuses (a port it does not
+        have) is split in halves, so one unknown port does not hide the others; such a port
+        reads as missing. Returns (observed, error of a read that could not be done)."""
+        observed: dict[str, dict[str, Any]] = {}
+        queue = [ports] if ports else []
+        while queue:
+            batch = queue.pop(0)
+            try:
+                states = await driver.read_ports(record.target, batch)
+                result.sessions += 1
+            except SwitchError as exc:
+                result.sessions += 1
+                if exc.transient or exc.command is None:
+                    return observed, exc.message
+                if len(batch) == 1:
+                    observed[batch[0]] = observed_dict(None)
+                    continue
+                half = len(batch) // 2
+                queue[:0] = [batch[:half], batch[half:]]
+                continue
+            observed.update({p: observed_dict(states.get(p)) for p in batch})
+        return observed, None
+
+    async def _quarantine(
+        self,
+        driver: SwitchDriver,
+        record: SwitchRecord,
+        ports: list[str],
+        observed: dict[str, dict[str, Any]],
+        result: PassResult,
+    ) -> dict[str, str]:
+        """Move ``ports`` to the quarantine VLAN and read them back; the ports that did not get
+        there, with why."""
+        assert record.quarantine_vlan is not None
+        q = record.quarantine_vlan
+        moves = [PortChange(p, PortMode.ACCESS, vlan=q) for p in ports]
+        outcome = await self._apply(driver, record, moves, ())
+        result.sessions += outcome.sessions
+        failed = dict(outcome.refused)
+        for c in outcome.unreached:
+            failed[c.port] = outcome.transient or "the switch stopped answering"
+        moved = [c.port for c in outcome.ok]
+        got, error = await self._read(driver, record, moved, result)
+        for port in moved:
+            if port not in got:
+                failed[port] = f"not read back: {error}"
+                continue
+            observed[port] = got[port]
+            if not matches(access(q), got[port]):
+                failed[port] = f"reads as {describe(got[port])} after the move"
+        return failed
+
+    async def _unreachable(
+        self,
+        record: SwitchRecord,
+        bindings: list[PortBinding],
+        result: PassResult,
+        exc: SwitchError,
+    ) -> None:
+        result.error = exc.message
+        result.pending = [b.port for b in bindings]
+        await self._record(
+            record, {}, {}, {}, set(record.known_vlans), result, touched_switch=False
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    async def _record(
+        self,
+        record: SwitchRecord,
+        revs: Mapping[str, int],
+        desired: Mapping[str, dict[str, Any]],
+        observed: Mapping[str, dict[str, Any]],
+        known: set[int],
+        result: PassResult,
+        *,
+        touched_switch: bool = True,
+    ) -> None:
+        now = utcnow()
+        async with self.db.write() as s:
+            sw = await s.get(Switch, record.id)
+            if sw is None:
+                return  # deleted meanwhile
+            rows = {
+                b.port: b
+                for b in await s.scalars(
+                    select(PortBinding).where(
+                        PortBinding.switch_id == record.id, PortBinding.port.in_(list(revs))
+                    )
+                )
+            } if revs else {}  # fmt: skip
+            for port, got in observed.items():
+                b = rows.get(port)
+                if b is not None:
+                    b.observed, b.observed_at = got, now
+            for port in result.applied:
+                b = rows.get(port)
+                # a desired state changed during the pass stays pending for the next one
+                if b is not None and b.desired_rev == revs[port]:
+                    b.applied, b.applied_rev, b.applied_at = desired[port], revs[port], now
+                    b.status, b.last_error = APPLIED, None
+            for port, why in result.quarantined.items():
+                b = rows.get(port)
+                if b is not None and b.desired_rev == revs[port]:
+                    b.status, b.last_error = QUARANTINED, why
+            for port, why in result.failed.items():
+                b = rows.get(port)
+                if b is not None and b.desired_rev == revs[port]:
+                    b.status, b.last_error = FAILED, why
+            if result.error is not None:
+                sw.failures += 1
+                delay = min(
+                    self.settings.backoff_seconds * 2 ** (sw.failures - 1),
+                    self.settings.backoff_max_seconds,
+                )
+                sw.next_attempt_at = now + dt.timedelta(seconds=delay)
+                first = sw.last_error is None
+                sw.last_error = result.error
+                if first:
+                    events.record(
+                        s,
+                        "switch.unreachable",
+                        f"switch {record.name}: {result.error}; {len(result.pending)} port(s) "
+                        f"stay pending, retried with backoff",
+                        switch_id=record.id,
+                        data={"switch": record.name, "pending": result.pending},
+                    )
+            else:
+                if sw.last_error is not None:
+                    events.record(
+                        s,
+                        "switch.recovered",
+                        f"switch {record.name} answers again",
+                        switch_id=record.id,
+                        data={"switch": record.name},
+                    )
+                sw.failures, sw.next_attempt_at, sw.last_error = 0, None, None
+            if touched_switch:
+                sw.known_vlans = {"ids": sorted(known)}
+                if result.applied:
+                    sw.last_applied_at = now
+            if result.applied or result.vlans_created:
+                events.record(
+                    s,
+                    "switch.apply",
+                    f"switch {record.name}: {len(result.applied)} port(s) applied"
+                    + (f", VLAN(s) {format_vlan_ranges(result.vlans_created)} created"
+                       if result.vlans_created else "")
+                    + f" in {result.sessions} session(s)",
+                    switch_id=record.id,
+                    data={
+                        "switch": record.name,
+                        "ports": {p: desired[p] for p in result.applied},
+                        "vlans_created": result.vlans_created,
+                        "diff": result.diff,
+                    },
+                )  # fmt: skip
+            if result.quarantined:
+                events.record(
+                    s,
+                    "switch.quarantine",
+                    f"switch {record.name}: {len(result.quarantined)} port(s) moved to "
+                    f"quarantine VLAN {record.quarantine_vlan}: "
+                    + "; ".join(f"{p}: {w}" for p, w in sorted(result.quarantined.items())),
+                    switch_id=record.id,
+                    data={"switch": record.name, "ports": result.quarantined},
+                )
+            if result.failed:
+                events.record(
+                    s,
+                    "switch.port_failed",
+                    f"switch {record.name}: {len(result.failed)} port(s) in an unknown state: "
+                    + "; ".join(f"{p}: {w}" for p, w in sorted(result.failed.items())),
+                    switch_id=record.id,
+                    data={"switch": record.name, "ports": result.failed},
+                )
+
+    # ------------------------------------------------------------------ drift
+
+    async def check_drift(self, switch: int | str) -> DriftResult:
+        """Read every applied (or drifted) port of ``switch`` and compare it with what was
+        applied; report the differences (and make them pending again with repair_drift)."""
+        switch_id, name = await self._resolve(switch)
+        result = DriftResult(name)
+        async with self._held(switch_id) as record:
+            if record is None:
+                result.error = "another daemon is working on this switch"
+                return result
+            async with self.db.read() as s:
+                bindings = list(
+                    await s.scalars(
+                        select(PortBinding)
+                        .where(
+                            PortBinding.switch_id == switch_id,
+                            PortBinding.status.in_((APPLIED, DRIFTED)),
+                        )
+                        .order_by(PortBinding.port)
+                    )
+                )
+            if not bindings:
+                await self._drift_checked(record.id)
+                return result
+            driver = self.drivers.get(record.driver)
+            try:
+                states = await driver.read_ports(record.target, [b.port for b in bindings])
+            except SwitchError as exc:
+                result.error = exc.message
+                return result
+            result.checked = len(bindings)
+            result.repairing = record.repair_drift
+            now = utcnow()
+            async with self.db.write() as s:
+                for b in bindings:
+                    row = await s.get(PortBinding, b.id)
+                    if row is None:
+                        continue
+                    got = observed_dict(states.get(b.port))
+                    row.observed, row.observed_at = got, now
+                    expected = row.applied or row.desired
+                    if matches(expected, got):
+                        if row.status == DRIFTED:
+                            row.status, row.last_error = APPLIED, None
+                            result.cleared.append(b.port)
+                        continue
+                    result.drifted[b.port] = {
+                        "expected": describe(expected),
+                        "observed": describe(got),
+                    }
+                    row.last_error = f"drift: {describe(got)} instead of {describe(expected)}"
+                    if record.repair_drift:
+                        row.status = PENDING
+                        row.desired_rev += 1  # pending again: the next pass puts it back
+                    else:
+                        row.status = DRIFTED
+                sw = await s.get(Switch, record.id)
+                if sw is not None:
+                    sw.last_drift_check_at = now
+                if result.drifted:
+                    events.record(
+                        s,
+                        "switch.drift",
+                        f"switch {record.name}: {len(result.drifted)} port(s) changed outside "
+                        "provisiond: "
+                        + "; ".join(
+                            f"{p} is {d['observed']}, expected {d['expected']}"
+                            for p, d in sorted(result.drifted.items())
+                        )
+                        + ("; repairing" if record.repair_drift else "; reported only"),
+                        switch_id=record.id,
+                        data={"switch": record.name, "ports": result.drifted,
+                              "repairing": record.repair_drift},
+                    )  # fmt: skip
+                if result.cleared:
+                    events.record(
+                        s,
+                        "switch.drift_cleared",
+                        f"switch {record.name}: {', '.join(result.cleared)} read as applied again",
+                        switch_id=record.id,
+                        data={"switch": record.name, "ports": result.cleared},
+                    )
+        if result.drifted and record.repair_drift:
+            self.wake()
+        return result
+
+    async def _drift_checked(self, switch_id: int) -> None:
+        async with self.db.write() as s:
+            sw = await s.get(Switch, switch_id)
+            if sw is not None:
+                sw.last_drift_check_at = utcnow()
+
+    async def _resolve(self, switch: int | str) -> tuple[int, str]:
+        async with self.db.read() as s:
+            stmt = select(Switch.id, Switch.name)
+            stmt = stmt.where(
+                Switch.id == switch if isinstance(switch, int) else Switch.name == switch
+            )
+            row = (await s.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"no switch {switch!r}", switch=str(switch))
+        return int(row[0]), str(row[1])
+
+
+# --------------------------------------------------------------------------- plans
+
+
+async def plan(db: Database, box: SecretBox, name: str) -> dict[str, Any]:
+    """What the next pass would send to ``name``: the pending ports, the VLANs they need that
+    the switch is not known to have, and the commands the dialect renders (without reading the
+    switch: dialects that render from the ports' current state may send more)."""
+    async with db.read() as s:
+        sw = (await s.scalars(select(Switch).where(Switch.name == name))).first()
+        if sw is None:
+            raise NotFound(f"no switch {name!r}", switch=name)
+        record = SwitchRecord.of(sw, box)
+        rows = list(
+            await s.scalars(
+                select(PortBinding)
+                .where(
+                    PortBinding.switch_id == sw.id,
+                    PortBinding.applied_rev < PortBinding.desired_rev,
+                    PortBinding.status.in_((PENDING, DRIFTED)),
+                )
+                .order_by(PortBinding.port)
+            )
+        )
+    dialect = dialect_for(record.driver)
+    changes = [port_change(b.port, b.desired) for b in rows]
+    needed: set[int] = set()
+    for b in rows:
+        needed |= vlans_of(b.desired)
+    missing = sorted(needed - record.known_vlans)
+    batch = ChangeSet(vlans=tuple(VlanChange(v) for v in missing), ports=tuple(changes))
+    problems: list[str] = []
+    try:
+        check(batch, record.policy, dialect)
+    except ValidationError as exc:
+        problems = [str(p) for p in exc.problems]
+    return {
+        "switch": name,
+        "ports": [
+            {
+                "port": b.port,
+                "from": describe(b.applied or b.observed),
+                "to": describe(b.desired),
+                "status": b.status,
+            }
+            for b in rows
+        ],
+        "vlans_to_create": missing,
+        "commands": dialect.render(batch) + (dialect.save_commands() if batch else []),
+        "problems": problems,
+    }
+
+
+def binding_dict(b: PortBinding, switch_name: str, node_name: str | None = None) -> dict[str, Any]:
+    return {
+        "switch": switch_name,
+        "port": b.port,
+        "source": b.source,
+        "node": node_name,
+        "network": b.network,
+        "desired": b.desired,
+        "applied": b.applied,
+        "observed": b.observed,
+        "observed_at": b.observed_at,
+        "applied_at": b.applied_at,
+        "status": b.status,
+        "in_sync": b.applied_rev >= b.desired_rev and b.status == APPLIED,
+        "last_error": b.last_error,
+    }
+
+
+async def binding_counts(db: Database) -> dict[int, dict[str, int]]:
+    """switch id -> {status: count} (pending counted from the revisions)."""
+    async with db.read() as s:
+        rows = await s.execute(
+            select(PortBinding.switch_id, PortBinding.status, func.count()).group_by(
+                PortBinding.switch_id, PortBinding.status
+            )
+        )
+        out: dict[int, dict[str, int]] = {}
+        for sid, status, n in rows:
+            out.setdefault(sid, {})[status] = int(n)
+    return out
+
+
+__all__ = [
+    "APPLIED",
+    "DRIFTED",
+    "FAILED",
+    "PENDING",
+    "QUARANTINED",
+    "DriftResult",
+    "PassResult",
+    "Reconciler",
+    "SwitchRecord",
+    "access",
+    "binding_counts",
+    "binding_dict",
+    "describe",
+    "matches",
+    "observed_dict",
+    "plan",
+    "port_change",
+    "system_vlan",
+    "trunk",
+    "vlans_of",
+]
