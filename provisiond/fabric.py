@@ -475,6 +475,7 @@ class Reconciler:
         try:
             vlans, known = await self._missing_vlans(driver, record, needed, known, result)
         except SwitchError as exc:
+            result.sessions += 1
             await self._unreachable(record, bindings, result, exc)
             return
         outcome = await self._apply(driver, record, changes, vlans)

@@ -224,23 +224,25 @@ def desired_state(
     return trunk(native_vlan, allowed)
 
 
-def _check_port(sw: Switch, port: str, desired: dict[str, Any], where: str) -> None:
-    """The switch would accept this (dialect grammar, allow-lists): raises ValidationError."""
+def _check_port(sw: Switch, port: str, desired: dict[str, Any], where: str = "") -> None:
+    """The switch would accept this (dialect grammar, allow-lists): raises ValidationError with
+    the fields named as the request names them (``port``, ``vlan``, ...; prefixed by ``where``
+    when given)."""
     try:
         check(ChangeSet(ports=(port_change(port, desired),)), _policy(sw), dialect_for(sw.driver))
     except ValidationError as exc:
-        raise ValidationError(
-            f"switch {sw.name} refuses this port state",
-            [
+        problems = []
+        for p in exc.problems:
+            name = p.where.removeprefix("ports[0].")
+            problems.append(
                 FieldProblem(
-                    p.where.replace("ports[0]", where),
+                    f"{where}.{name}" if where else name,
                     f"{p.message} (switch {sw.name})",
                     p.line,
                     p.value,
                 )
-                for p in exc.problems
-            ],
-        ) from exc
+            )
+        raise ValidationError(f"switch {sw.name} refuses this port state", problems) from exc
 
 
 async def set_port(
@@ -251,7 +253,7 @@ async def set_port(
 
     async with db.write() as s:
         sw = await get_switch(s, switch)
-        _check_port(sw, port, desired, "port")
+        _check_port(sw, port, desired)
         b = (
             await s.scalars(
                 select(PortBinding).where(PortBinding.switch_id == sw.id, PortBinding.port == port)
@@ -400,7 +402,12 @@ async def bind_node(
             + f" ({len(out)} port(s), {len(skipped)} NIC(s) skipped)",
             node_id=node.id,
             actor=actor,
-            data={"network": network, "vlan": vlan, "ports": out, "skipped": skipped},
+            data={
+                "network": network,
+                "vlan": vlan,
+                "ports": [{"switch": b["switch"], "port": b["port"]} for b in out],
+                "skipped": skipped,
+            },
         )
         return {"node": node.name, "ports": out, "skipped": skipped}
 
