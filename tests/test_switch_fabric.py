@@ -320,7 +320,7 @@ async def test_drift_is_reported_then_repaired_when_configured(fab: Fab) -> None
     finally:
         conn.disconnect()
     status, drift = await fab.call("POST", "/v1/switches/leaf1/drift")
-    assert drift["checked"] == 2 and drift["repairing"] is False
+    assert status == 200 and drift["checked"] == 2 and drift["repairing"] is False
     assert drift["drifted"] == {"Ethernet35": {"expected": "access 120", "observed": "access 101"}}
     b = await fab.bindings()
     assert b["Ethernet35"]["status"] == "drifted" and b["Ethernet36"]["status"] == "applied"
