@@ -546,6 +546,8 @@ class Reconciler:
         """Apply ``changes`` (with ``vlans`` created first) in one session; a batch the switch
         refuses is split in halves until the refused ports are isolated."""
         out = _Outcome()
+        # a save the switch refuses is about the switch (storage, a lock), not about the ports
+        saves = set(dialect_for(record.driver).save_commands())
         queue: list[list[PortChange]] = [changes] if changes or vlans else []
         while queue:
             batch = queue.pop(0)
@@ -564,8 +566,9 @@ class Reconciler:
                     out.diffs.append(res.diff)
             except SwitchError as exc:
                 out.sessions += 1
-                if exc.transient or exc.command is None:
-                    # unreachable, or refused as a whole (a login): not about these ports
+                if exc.transient or exc.command is None or exc.command in saves:
+                    # unreachable, refused as a whole (a login), or the save failed: not about
+                    # these ports; the batch is sent again after the backoff
                     out.transient = exc.message
                     out.unreached.extend(batch)
                 elif len(batch) <= 1:

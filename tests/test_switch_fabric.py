@@ -120,7 +120,14 @@ async def _fab(tmp_path: Path, lab: LabSwitch, *, loop: bool) -> AsyncIterator[F
                 "backoff_seconds": 0.2,
                 "backoff_max_seconds": 1,
             },
-            "drivers": {"netmiko": {"read_timeout": 10, "connect_tries": 1}},
+            "drivers": {
+                "netmiko": {
+                    "read_timeout": 10,
+                    "connect_tries": 1,
+                    "save_tries": 2,
+                    "save_retry_delay": 0,
+                }
+            },
         },
     )
     app = create_app(settings)
@@ -286,6 +293,28 @@ async def test_session_dropped_mid_batch_stays_pending_then_converges(fab: Fab) 
     _, sw = await fab.call("GET", "/v1/switches/leaf1")
     assert sw["failures"] == 0 and sw["last_error"] is None
     assert await fab.events(kind="switch.recovered")
+
+
+async def test_locked_configuration_keeps_the_batch_pending(fab: Fab) -> None:
+    """The save answers "configuration is locked" (another session holds it): the ports are
+    not blamed (no bisection, no quarantine); the batch is sent again once the lock is gone."""
+    await fab.enroll()
+    await fab.put("Ethernet15", {"mode": "access", "vlan": 175})
+    await fab.put("Ethernet16", {"mode": "access", "vlan": 175})
+    fab.lab.set_faults(config_locked=True)
+    res = await fab.apply()
+    assert "locked" in (res["error"] or ""), res
+    assert res["quarantined"] == {} and res["failed"] == {} and len(res["pending"]) == 2, res
+    assert res["sessions"] <= 2, res  # the VLAN read and one apply: no per-port sessions
+    fab.lab.set_faults()
+    assert sorted((await fab.apply())["applied"]) == ["Ethernet15", "Ethernet16"]
+    conn = fab.lab.connect()
+    try:
+        conn.enable()
+        saved = EOS.parse_ports(str(conn.send_command("show startup-config")))
+    finally:
+        conn.disconnect()
+    assert saved["Ethernet15"].vlan == 175 and saved["Ethernet16"].vlan == 175
 
 
 async def test_unreachable_switch_is_retried_with_backoff(fab: Fab) -> None:
