@@ -112,6 +112,8 @@ def test_example_yaml_validates_cleanly():
     assert all(len(n.nics) == 2 and n.nics[0].pxe for n in rack.nodes)
     assert rack.nodes[7].nics[1].guid == "0x0002c90300001008"
     assert rack.nodes[0].nics[0].switch == "leaf1" and rack.nodes[0].nics[0].port == "swp1"
+    (leaf,) = rack.switches
+    assert (leaf.name, leaf.driver, leaf.quarantine_vlan) == ("leaf1", "cumulus_nvue", 199)
 
 
 def test_example_csv_validates_cleanly():
@@ -1143,3 +1145,66 @@ def test_parse_dispatches_on_format():
     assert parse(BASE, "yaml").data["rack"] == "r01"
     assert parse('{"rack": "r01"}', "json").data == {"rack": "r01"}
     assert parse(CSV_BASE, "csv").data["rack"] == "r02"
+
+
+# ----------------------------------------------------------------------------- switches
+
+SWITCHES = """\
+rack: r05
+switches:
+  - name: leaf5
+    driver: arista_eos
+    address: 10.0.0.5
+    username: provisiond
+    password: s3cret
+    allowed_vlans: "100-149,199"
+    quarantine_vlan: 199
+nodes:
+  - name: r05n01
+    unit: 1
+    bmc: {driver: ipmi, address: 10.1.0.1, username: a, password: b}
+    nics:
+      - {mac: "52:54:00:05:00:01", kind: ethernet, switch: leaf5, port: Ethernet7}
+"""
+
+
+def test_switches_in_a_rack_file():
+    (sw,) = check(SWITCHES).switches
+    assert (sw.name, sw.driver, sw.allowed_vlans, sw.quarantine_vlan) == (
+        "leaf5",
+        "arista_eos",
+        "100-149,199",
+        199,
+    )
+    assert sw.provisioning_vlan is None and sw.repair_drift is False
+    assert "s3cret" not in repr(sw)
+
+
+def test_switch_problems_are_located():
+    bad = edit(SWITCHES, "quarantine_vlan: 199", "quarantine_vlan: 150")
+    p = one(bad)
+    assert p.where == "switches[0]" and "outside allowed_vlans" in p.message and p.line == 3
+    p = one(edit(SWITCHES, "driver: arista_eos", "driver: cisco_ios"))
+    assert p.where == "switches[0].driver" and p.line == 4 and "known:" in p.message
+    p = one(edit(SWITCHES, 'allowed_vlans: "100-149,199"', 'allowed_vlans: "100-5000"'))
+    assert p.where == "switches[0].allowed_vlans" and p.line == 8
+    p = one(edit(SWITCHES, "quarantine_vlan: 199", "provisioning_vlan: 100"))
+    assert p.where == "switches[0].quarantine_vlan" and "Field required" in p.message
+
+
+def test_nic_port_must_fit_the_switch_dialect():
+    p = one(edit(SWITCHES, "port: Ethernet7}", "port: swp7}"))
+    assert p.where == "nodes[0].nics[0].port" and p.line == 15 and p.row == "r05n01"
+    assert "not a arista_eos port name (switch leaf5)" in p.message
+    # a switch the file does not describe is not checked here (it may be enrolled already)
+    check(edit(SWITCHES, "switch: leaf5, port: Ethernet7}", "switch: leaf9, port: swp7}"))
+
+
+def test_switch_named_twice():
+    twice = SWITCHES.replace(
+        "nodes:",
+        "  - {name: leaf5, driver: sonic, address: 10.0.0.6, allowed_vlans: '100',"
+        " quarantine_vlan: 100}\nnodes:",
+    )
+    p = one(twice)
+    assert p.where == "switches[1].name" and "twice" in p.message
