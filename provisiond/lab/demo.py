@@ -1,9 +1,10 @@
 """`make demo`: the story so far, told against a real daemon on SQLite and lab BMCs.
 
 Starts `provisiond lab bmc` (eight virtual IPMI BMCs on 127.0.0.1:6230-6237, the ports
-examples/rack-r01.yaml names; the last one with a changed password) and `provisiond serve` as
+examples/rack-r01.yaml names; the last one with a changed password), two lab switches (Cumulus
+NVUE leaf1 on TCP 2201, the rack file's; Arista EOS leaf2 on 2202) and `provisiond serve` as
 child processes on a fresh data directory, then drives the daemon only through the CLI, as an
-operator would. Stops both (by their pids) on exit, Ctrl-C included.
+operator would. Stops them all (by their pids) on exit, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -93,6 +94,53 @@ def _start_lab(data_dir: Path, boot_url: str) -> subprocess.Popen[str]:
         )
     print(line.rstrip(), flush=True)
     return lab
+
+
+LEAF1_PORT, LEAF2_PORT = 2201, 2202  # leaf1: examples/rack-r01.yaml; leaf2: added by the demo
+LEAF2_PASSWORD = "demo-eos"
+
+
+def _start_switch(data_dir: Path, dialect: str, port: int, *extra: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "provisiond.cli", "lab", "switch", "--dialect", dialect,
+           "--port", str(port), *extra]  # fmt: skip
+    print("$ provisiond lab switch " + " ".join(cmd[5:]), flush=True)
+    with open(data_dir / f"switch-{port}.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
+                                start_new_session=True)  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        _stop(proc)
+        raise RuntimeError(
+            f"lab switch {dialect} did not start: "
+            f"{(data_dir / f'switch-{port}.log').read_text().strip() or line}"
+        )
+    print(line.rstrip(), flush=True)
+    return proc
+
+
+def _hand_change(port: int, password: str, commands: list[str]) -> None:
+    """Someone on the switch's CLI, outside provisiond (netmiko, as a person's SSH would)."""
+    from netmiko import ConnectHandler
+
+    conn = ConnectHandler(device_type="arista_eos", host="127.0.0.1", port=port,
+                          username="admin", password=password, secret=password)  # fmt: skip
+    try:
+        conn.enable()
+        print("\n".join(f"leaf2(config)# {c}" for c in commands), flush=True)
+        conn.send_config_set(commands)
+    finally:
+        conn.disconnect()
+
+
+def _wait_in_sync(env: dict[str, str], switch: str, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        shown = json.loads(_run(env, "switch", "show", switch, "--json", show=False))
+        if shown["bindings"] and all(b["in_sync"] for b in shown["bindings"]):
+            return
+        time.sleep(0.5)
+    print(f"({switch}: not all ports in sync after {timeout:.0f} s)")
 
 
 REDFISH_PORT = 8000  # examples/rack-r02.csv
@@ -185,10 +233,19 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     lab: subprocess.Popen[str] | None = None
     redfish: subprocess.Popen[bytes] | None = None
     proc: subprocess.Popen[bytes] | None = None
+    switches: list[subprocess.Popen[str]] = []
     try:
         lab = _start_lab(data_dir, url)
+        _say("Lab switches: SSH servers with the vendors' CLIs (netmiko drives them too)")
+        switches.append(_start_switch(data_dir, "cumulus_nvue", LEAF1_PORT))
+        switches.append(
+            _start_switch(data_dir, "arista_eos", LEAF2_PORT, "--password", LEAF2_PASSWORD)
+        )
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+        for sw in switches:
+            _stop(sw)
+        _stop(lab)
         return 1
     redfish = _start_redfish(data_dir)
     _say(f"Starting provisiond on {url} (SQLite in {data_dir})")
@@ -203,6 +260,8 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     except BaseException:
         _stop(lab)
         _stop(redfish)
+        for sw in switches:
+            _stop(sw)
         raise
     try:
         _wait_healthy(url, proc, log)
@@ -278,6 +337,41 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _run(env, "node", "deploy", "r01n04", "--image", "lab-image", "--wait", "--timeout", "300")
         _run(env, "node", "list", "--rack", "r01")
 
+        _say("Switches: leaf1 came with rack r01's file; leaf2 is added for rack r02")
+        env2 = env | {"PROVISIOND_SWITCH_PASSWORD": LEAF2_PASSWORD}
+        _run(env2, "switch", "add", "leaf2", "--driver", "arista_eos", "--address", "127.0.0.1",
+             "--port", str(LEAF2_PORT), "--username", "admin", "--allowed-vlans", "100-199",
+             "--provisioning-vlan", "100", "--quarantine-vlan", "199")  # fmt: skip
+        _run(env, "switch", "list")
+
+        _say("Rack r01's nodes onto the provisioning network: each NIC's port, from the rack file")
+        for n in ("r01n01", "r01n02", "r01n03"):
+            _run(env, "node", "network", n, "--network", "provisioning")
+        print("(the reconciler batches the three ports into one NVUE session, applies, saves,")
+        print(" reads them back)")
+        _wait_in_sync(env, "leaf1")
+        _run(env, "switch", "show", "leaf1")
+
+        _say("A tenant VLAN and a trunk on leaf2: desired state, the plan, one pass")
+        _run(env, "switch", "port", "leaf2", "Ethernet1", "--access", "150")
+        _run(env, "switch", "port", "leaf2", "Ethernet2", "--native", "150", "--allowed", "151-152")
+        _run(env, "switch", "plan", "leaf2")
+        _run(env, "switch", "apply", "leaf2", check=False)
+        _wait_in_sync(env, "leaf2")
+        _run(env, "switch", "show", "leaf2")
+
+        _say("Someone changes a port by hand on the switch: the drift check reports it")
+        _hand_change(
+            LEAF2_PORT, LEAF2_PASSWORD, ["interface Ethernet1", "switchport access vlan 101"]
+        )
+        _run(env, "switch", "drift", "leaf2", check=False)
+        _say("Put it back as desired (switches enrolled with repair_drift do it themselves)")
+        _run(env, "switch", "apply", "leaf2", "--retry", check=False)
+        _run(env, "switch", "drift", "leaf2", check=False)
+
+        _say("A VLAN outside the switch's allow-list is refused before anything is sent")
+        _run(env, "switch", "port", "leaf2", "Ethernet3", "--access", "300", check=False)
+
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
         _run(env, "node", "list", "--maintenance", "true")
@@ -305,3 +399,5 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _stop(proc)
         _stop(lab)
         _stop(redfish)
+        for sw in switches:
+            _stop(sw)
