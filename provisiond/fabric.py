@@ -527,10 +527,13 @@ class Reconciler:
         known: set[int],
         result: PassResult,
     ) -> tuple[tuple[VlanChange, ...], set[int]]:
-        """VLAN creations for what ``needed`` lacks; the switch is asked (one read) before
-        anything is created, since the cache may be stale."""
+        """VLAN creations for what ``needed`` lacks. Where creating an existing VLAN is an
+        error (SONiC), the switch is asked first (one read), since the cache may be stale."""
         if not needed - known:
             return (), known
+        if dialect_for(record.driver).vlan_create_idempotent:
+            # creating one that exists is harmless: no read needed
+            return tuple(VlanChange(v) for v in sorted(needed - known)), known
         have: Mapping[int, VlanState] = await driver.read_vlans(record.target)
         result.sessions += 1
         known = set(have)

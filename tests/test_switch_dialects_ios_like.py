@@ -380,7 +380,7 @@ def test_os10_vlans_and_misc() -> None:
         "interface ethernet1/1/7",
         "shutdown",
         "mtu 9000",
-        "description node-017 eth0",
+        'description "node-017 eth0"',  # OS10 keeps blanks only inside quotes
         "exit",
     ]
 

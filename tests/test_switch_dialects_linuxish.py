@@ -180,9 +180,23 @@ SWEEP0 = (
 )
 
 
+def mode0(mode: str, when: str) -> str:
+    """The switchport mode line for Ethernet0 (``when``: the sed alternatives, BRE)."""
+    return (
+        f"for m in $(sonic-db-cli CONFIG_DB HGET 'PORT|Ethernet0' mode | sed -n 's/^\\({when}\\)$/"
+        f'{mode}/p\'); do sudo config switchport mode "$m" Ethernet0; done'
+    )
+
+
+TO_ACCESS = mode0("access", "trunk\\|routed")  # an unset mode stays unset
+TO_TRUNK = mode0("trunk", "access\\|routed")
+TO_TRUNK_EVEN_UNSET = mode0("trunk", "access\\|routed\\|")
+
+
 def test_sonic_access_move_sweeps_old_membership() -> None:
     assert SONIC.render(access("Ethernet0", 100)) == [
         SWEEP0,
+        TO_ACCESS,
         "sudo config vlan member add -u 100 Ethernet0",
     ]
 
@@ -193,6 +207,7 @@ def test_sonic_restore_to_quarantine() -> None:
     )
     assert SONIC.render(changes) == [
         SWEEP0,
+        TO_ACCESS,
         "sudo config vlan member add -u 999 Ethernet0",
         "sudo config interface startup Ethernet0",
     ]
@@ -201,22 +216,50 @@ def test_sonic_restore_to_quarantine() -> None:
 def test_sonic_trunk_native_untagged_rest_tagged() -> None:
     assert SONIC.render(trunk("Ethernet0")) == [
         SWEEP0,
+        TO_TRUNK,
         "sudo config vlan member add -u 10 Ethernet0",
         "sudo config vlan member add 200 Ethernet0",
         "sudo config vlan member add 201 Ethernet0",
     ]
 
 
-def test_sonic_vlan_create_delete() -> None:
-    assert SONIC.render(VLANS) == ["sudo config vlan add 300", "sudo config vlan del 301"]
+def test_sonic_native_only_trunk_sets_the_mode() -> None:
+    # by membership alone it would read back as an access port: the mode is written even when
+    # unset (SONiC 202405 and later; refused before, where it cannot be expressed)
+    native_only = ChangeSet(ports=(PortChange("Ethernet0", PortMode.TRUNK, native_vlan=10),))
+    assert SONIC.render(native_only) == [
+        SWEEP0,
+        TO_TRUNK_EVEN_UNSET,
+        "sudo config vlan member add -u 10 Ethernet0",
+    ]
+    same = ChangeSet(
+        ports=(PortChange("Ethernet0", PortMode.TRUNK, native_vlan=10, allowed_vlans=(10,)),)
+    )
+    assert SONIC.render(same)[1] == TO_TRUNK_EVEN_UNSET
+
+
+def test_sonic_vlan_create_delete_only_when_needed() -> None:
+    # `config vlan add` refuses an existing VLAN, `del` a missing one: both are guarded, so a
+    # batch sent again (after a drop) does not fail on what it already did
+    assert SONIC.render(VLANS) == [
+        "for v in $(sonic-db-cli CONFIG_DB EXISTS 'VLAN|Vlan300' | sed -n 's/^0$/300/p');"
+        ' do sudo config vlan add "$v"; done',
+        "for v in $(sonic-db-cli CONFIG_DB EXISTS 'VLAN|Vlan301' | sed -n 's/^1$/301/p');"
+        ' do sudo config vlan del "$v"; done',
+    ]
 
 
 def test_sonic_shutdown_mtu_description() -> None:
+    # community SONiC has no `config interface description`: CONFIG_DB's PORT entry has it
     assert SONIC.render(props("Ethernet508")) == [
         "sudo config interface mtu Ethernet508 9100",
-        "sudo config interface description Ethernet508 'node12 nic0 (rack 4)'",
+        "for p in $(sonic-db-cli CONFIG_DB EXISTS 'PORT|Ethernet508'"
+        " | sed -n 's/^1$/Ethernet508/p');"
+        " do sudo sonic-db-cli CONFIG_DB HSET \"PORT|$p\" description 'node12 nic0 (rack 4)'; done",
         "sudo config interface shutdown Ethernet508",
     ]
+    cleared = ChangeSet(ports=(PortChange("Ethernet4", description=""),))
+    assert SONIC.render(cleared)[0].endswith("HSET \"PORT|$p\" description ''; done")
 
 
 def test_sonic_save() -> None:
@@ -226,11 +269,16 @@ def test_sonic_save() -> None:
 # --------------------------------------------------------------------------- SONiC parse
 
 
+SONIC_SHOWS = (
+    "vlan_brief.txt",
+    "interfaces_status.txt",
+    "interfaces_description.txt",
+    "runningconfiguration_ports.txt",
+)
+
+
 def sonic_outputs() -> str:
-    return "\n".join(
-        fixture("sonic", name)
-        for name in ("vlan_brief.txt", "interfaces_status.txt", "interfaces_description.txt")
-    )
+    return "\n".join(fixture("sonic", name) for name in SONIC_SHOWS)
 
 
 def test_sonic_parse_ports() -> None:
@@ -238,6 +286,7 @@ def test_sonic_parse_ports() -> None:
         "show vlan brief",
         "show interfaces status",
         "show interfaces description",
+        "show runningconfiguration ports",
     ]
     states = SONIC.parse_ports(sonic_outputs())
     assert set(states) == {f"Ethernet{n}" for n in (0, 4, 8, 12, 16, 20)}
@@ -273,11 +322,22 @@ def test_sonic_parse_ports() -> None:
 
 
 def test_sonic_parse_ports_any_order() -> None:
-    parts = [
-        fixture("sonic", n)
-        for n in ("interfaces_description.txt", "vlan_brief.txt", "interfaces_status.txt")
-    ]
+    parts = [fixture("sonic", n) for n in reversed(SONIC_SHOWS)]
     assert SONIC.parse_ports("\n\n".join(parts)) == SONIC.parse_ports(sonic_outputs())
+
+
+def test_sonic_switchport_mode_decides() -> None:
+    """CONFIG_DB's ``mode`` (202405+) tells a trunk carrying only its native VLAN from an access
+    port, which membership alone cannot; without it, membership decides."""
+    ports = fixture("sonic", "runningconfiguration_ports.txt")
+    as_trunk = ports.replace('"node12 nic0 (rack 4)",', '"node12 nic0 (rack 4)",\n"mode": "trunk",')
+    outputs = sonic_outputs().replace(ports, as_trunk)
+    got = SONIC.parse_ports(outputs)["Ethernet0"]
+    assert (got.mode, got.native_vlan, got.allowed_vlans) == (PortMode.TRUNK, 100, (100,))
+    # no PORT table at all (an older release's answer): membership
+    older = sonic_outputs().replace(ports, "")
+    assert SONIC.parse_ports(older)["Ethernet0"].mode is PortMode.ACCESS
+    assert SONIC.parse_ports(older)["Ethernet16"].description is None  # "N/A"
 
 
 def test_sonic_parse_vlans() -> None:
@@ -292,6 +352,21 @@ def test_sonic_errors() -> None:
         "Error: Vlan300 doesn't exist",
         "Error: VLAN ID 100 can not be removed. First remove all members assigned to this VLAN.",
     ]
+    # what else SONiC answers when it refuses (each one line of its own)
+    for line in (
+        "Root privileges are required for this operation",
+        "Failed to acquire lock on /etc/sonic/reload.lock",
+        "Invalid port Ethernet99",
+        "Aborted!",
+        "-bash: frob: command not found",
+        "sudo: frob: command not found",
+        "ERR unknown command 'FROB', with args beginning with: ",
+    ):
+        assert SONIC.errors(f"{line}\n") == [line.strip()], line
+    assert SONIC.retry_patterns[0].search("Failed to acquire lock on /etc/sonic/reload.lock")
+    # a description that quotes an error is not one: the patterns start at the line's start
+    table = fixture("sonic", "interfaces_description.txt").replace("hv03 uplink", "Error: x")
+    assert SONIC.errors(table) == []
 
 
 # --------------------------------------------------------------------------- Junos render

@@ -230,6 +230,11 @@ class Dialect(abc.ABC):
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
     # output that means "try the save/commit again" (Junos: configuration database locked)
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
+    # rendering a VLAN creation for a VLAN that exists is harmless (EOS ``vlan N``, NVUE ``nv
+    # set``, Junos ``set``; SONiC's rendering guards its ``config vlan add``): the reconciler then
+    # creates what its cache does not know without reading the switch first. A dialect whose
+    # creation fails on an existing VLAN sets False and gets the VLANs read first.
+    vlan_create_idempotent: ClassVar[bool] = True
     # the command that enters configuration mode, when not the transport's default
     config_command: ClassVar[str | None] = None
 

@@ -112,6 +112,7 @@ class NapalmDriver(SwitchDriver):
         self.ca_file = str(o["ca_file"]) if o.get("ca_file") else None
         self._runner = BlockingRunner(max_workers=int(o.get("sessions", 16)), name="napalm")
         self._locks: dict[str, asyncio.Lock] = {}
+        self._classes: dict[str, type[Any]] = {}
 
     # ------------------------------------------------------------------ the contract
 
@@ -190,7 +191,15 @@ class NapalmDriver(SwitchDriver):
                     optional["context"] = ssl.create_default_context(cafile=self.ca_file)
                 # pyeapi turns certificate checks OFF unless told to enforce them
                 optional["enforce_verification"] = self.verify_tls
-        cls = get_network_driver(platform.napalm)
+        cls = self._classes.get(platform.napalm)
+        if cls is None:
+            # napalm's __del__ closes a device that still looks alive: for EOS that re-sends the
+            # abort of a session already dealt with (a blocking request, in whatever thread the
+            # garbage collector runs, the event loop's included). Devices are closed here, in
+            # the session thread, so garbage collection must not touch the network.
+            base = get_network_driver(platform.napalm)
+            cls = type(f"Collected{base.__name__}", (base,), {"__del__": _no_cleanup})
+            self._classes[platform.napalm] = cls
         return cls(
             hostname=target.address,
             username=target.username or "",
@@ -304,6 +313,10 @@ def _platform(target: SwitchTarget) -> tuple[Platform, Dialect]:
             f"(known: {', '.join(sorted(NAPALM_PLATFORMS))})"
         )
     return platform, dialect_of(platform.dialect)
+
+
+def _no_cleanup(device: Any) -> None:
+    """A collected napalm device does nothing (it was closed by its session)."""
 
 
 def _discard(device: Any) -> None:

@@ -281,39 +281,44 @@ class _Session:
         for start in range(0, len(commands), pipeline):
             chunk = commands[start : start + pipeline]
             self.conn.write_channel("".join(c + self.conn.RETURN for c in chunk))
-            text = self._read_prompts(len(chunk), chunk[-1])
-            pieces = self.prompt.split(text)
-            for cmd, piece in zip(chunk, pieces, strict=False):
+            pieces = self.prompt.split(self._read_prompts(chunk))
+            outputs.append(pieces[0])  # the first command's echo is already cut
+            for cmd, piece in zip(chunk[1:], pieces[1:], strict=False):
                 outputs.append(_strip_echo(piece, cmd))
             if any(self.dialect.errors(o) for o in outputs[start:]):
                 break
         return outputs
 
-    def _read_prompts(self, count: int, last: str) -> str:
-        """Read until ``count`` prompts have come back (the last one ends the output)."""
+    def _read_prompts(self, chunk: Sequence[str]) -> str:
+        """What came after the echo of the chunk's first command, once a prompt has followed
+        every command of the chunk. Anything before that echo is dropped: a prompt that session
+        setup left unread (netmiko's OS10 driver leaves one) would otherwise be counted."""
         deadline = time.monotonic() + self.timeout
         text = ""
         while True:
             data: str = self.conn.read_channel()
             if data:
                 text += data
-                # done when the count is reached and the output ends in a prompt (nothing of a
-                # command's output can still be on its way)
-                if len(self.prompt.findall(text)) >= count and self.prompt.match(
-                    text, _last_line(text)
+                start = _echo_end(text, chunk[0])
+                # done when every command has its prompt and the output ends in one (nothing of
+                # a command's output can still be on its way)
+                if (
+                    start >= 0
+                    and len(self.prompt.findall(text, start)) >= len(chunk)
+                    and self.prompt.match(text, _last_line(text))
                 ):
-                    return text
+                    return text[start:]
                 continue
             if _closed(self.conn):
                 raise SwitchError(
                     f"switch {self.target.name} ({self.target.key}): the switch closed the "
-                    f"session (after {last!r} was sent)",
+                    f"session (after {chunk[-1]!r} was sent)",
                     transient=True,
                 )
             if time.monotonic() > deadline:
                 raise SwitchError(
                     f"switch {self.target.name} ({self.target.key}): no prompt within "
-                    f"{self.timeout:g}s after {last!r}",
+                    f"{self.timeout:g}s after {chunk[-1]!r}",
                     transient=True,
                 )
             time.sleep(POLL_SECONDS)
@@ -329,6 +334,22 @@ def _prompt_pattern(base: str) -> re.Pattern[str]:
 def _last_line(text: str) -> int:
     """Where the last line of ``text`` starts."""
     return max(text.rfind("\n"), text.rfind("\r")) + 1
+
+
+def _echo_end(text: str, cmd: str) -> int:
+    """Where the line echoing ``cmd`` ends in ``text`` (-1: not there yet). The command is found
+    by its first 40 characters (a terminal may wrap a long echo further on, inserting characters
+    that are not newlines)."""
+    at = text.find(cmd[:40])
+    if at < 0:
+        return -1
+    i, n = at, 0
+    while i < len(text) and n < len(cmd):
+        if text[i] not in "\r\n":
+            n += 1
+        i += 1
+    end = text.find("\n", i) if n == len(cmd) else -1
+    return -1 if end < 0 else end + 1
 
 
 def _strip_echo(piece: str, cmd: str) -> str:

@@ -466,8 +466,10 @@ def run(
     control: Path | None,
     faults: list[str],
     count: int = 1,
+    eapi_port: int | None = None,
 ) -> int:
-    """`provisiond lab switch`: serve ``count`` switches until SIGTERM/SIGINT."""
+    """`provisiond lab switch`: serve ``count`` switches until SIGTERM/SIGINT (EOS: with
+    their eAPI on ``eapi_port`` + i when given, provisiond/lab/eapi.py)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     # a client that hangs up without waiting for the exit status (netmiko's disconnect) makes
@@ -492,6 +494,18 @@ def run(
     user = switches[0].username
     last = port + count - 1
     where = f"{address}:{port}" + (f"-{last}" if count > 1 else "")
+    extra: Callable[[], Awaitable[Callable[[], Awaitable[None]]]] | None = None
+    if eapi_port is not None:
+        problem = _eapi_problem(dialect, port, count, eapi_port)
+        if problem:
+            print(f"provisiond lab switch: {problem}", file=sys.stderr)
+            return 2
+        from provisiond.lab import eapi
+
+        extra = functools.partial(eapi.start, switches, address, eapi_port)
+        where += f", eAPI http://{address}:{eapi_port}" + (
+            f"-{eapi_port + count - 1}" if count > 1 else ""
+        )
 
     def ready() -> None:
         print(
@@ -500,11 +514,23 @@ def run(
         )
 
     try:
-        asyncio.run(serve(switches, address, ready))
+        asyncio.run(serve(switches, address, ready, extra))
     except OSError as exc:
         print(f"provisiond lab switch: cannot listen on {where}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _eapi_problem(dialect: str, port: int, count: int, eapi_port: int) -> str | None:
+    """What is wrong with ``--eapi-port`` for these switches, if anything."""
+    if dialect != "arista_eos":
+        return f"--eapi-port: only arista_eos has an eAPI, not {dialect}"
+    last = eapi_port + count - 1
+    if not 1 <= eapi_port <= 65535 - count + 1:
+        return f"--eapi-port {eapi_port}: ports {eapi_port}..{last} are not all TCP ports"
+    if eapi_port <= port + count - 1 and port <= last:
+        return f"--eapi-port {eapi_port}: ports {eapi_port}..{last} overlap the SSH ports"
+    return None
 
 
 __all__ = [

@@ -17,6 +17,12 @@ continuation lines; they are accumulated. An absent ``shutdown``/``no shutdown``
 Nexus 9000 is 1500 or 9216 only (anything else is refused by the switch, and errors() sees it).
 
 Reading VLANs: ``show vlan brief``.
+
+Errors: NX-OS puts a caret line under the offending word, then ``% Invalid command at '^'
+marker.`` (or ``Incomplete``, ``Invalid number, range is (LO:HI)``); a port that does not exist
+answers ``Invalid range at '^' marker.`` without the ``%``; refused settings start with
+``ERROR:``. A save that meets another configuration change answers ``Configuration update
+aborted: another request for config change is already in progress``: retried, then reported.
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ class CiscoNxosDialect(SwitchportDialect):
         re.compile(r"^\s*% ?Error"),
         re.compile(r"^\s*% ?VLAN .*(?:not found|does not exist)"),
         re.compile(r"^\s*ERROR:"),
+        re.compile(r"^\s*Invalid range at '\^' marker"),
+        # after the progress bar on the same line: "[####...]  99%Configuration update aborted"
+        re.compile(r"Configuration update aborted"),
     )
+    # another session is changing the configuration: the save is retried a bounded number of times
+    retry_patterns = (re.compile(r"(?i)another request for config change is already in progress"),)
 
     def show_ports_command(self, ports: Sequence[str]) -> list[str]:
         return [f"show running-config interface {p}" for p in ports]

@@ -103,7 +103,9 @@ class ComwareDialect(Dialect):
         re.compile(r"^\s*% ?Ambiguous command found at"),
         re.compile(r"^\s*% ?Error"),
         re.compile(r"^\s*Error:"),
-        re.compile(r"^\s*The VLAN .*(?:does not exist|doesn't exist)"),
+        re.compile(r"^\s*(?:The )?VLAN .*(?:does not exist|doesn't exist)"),
+        # a command of another link type: "Please set the link type of the port to access first."
+        re.compile(r"^\s*Please set the link type of the port"),
     )
 
     def render(

@@ -7,13 +7,21 @@ OS10 differences from EOS/NX-OS that shape the rendering:
 * A trunk's untagged (native) VLAN is its ACCESS VLAN: there is no ``switchport trunk native
   vlan``; ``switchport mode trunk`` + ``switchport access vlan N`` sets it.
 * ``switchport trunk allowed vlan LIST`` ADDS tagged VLANs (it does not replace), and its ``no``
-  form removes the VLANs it names. A pure renderer does not know the current list, so a trunk
-  change adds the wanted VLANs and cannot remove others; the read-back (parse_ports) shows any
-  extra tagged VLAN, for the caller to remove (see the report: render would need the current
-  PortState to compute ``no switchport trunk allowed vlan EXTRA``).
-* Access move: ``interface P`` / ``switchport mode access`` / ``switchport access vlan N`` /
-  ``exit`` (what networking-generic-switch sends).
-* ``exit`` ends every block; save is ``write memory``.
+  form removes the VLANs it names. Replacing a list therefore needs the port's current one:
+  the dialect sets ``needs_current`` and the transport reads the batch's ports in the same
+  session and passes them to ``render(changes, current)``. With ``current``, a trunk change
+  first removes the tagged VLANs the port must no longer carry
+  (``no switchport trunk allowed vlan EXTRA``, before the untagged VLAN changes, so a VLAN can
+  move from tagged to untagged), and an access move first removes every tagged VLAN of a former
+  trunk. Without ``current`` (None), a trunk change only adds, and an access move of a former
+  trunk leaves its tagged VLANs behind; the read-back of the trunk shows any extra.
+* Access move: ``interface P`` / [``no switchport trunk allowed vlan CURRENT``] /
+  ``switchport mode access`` / ``switchport access vlan N`` / ``exit`` (what
+  networking-generic-switch sends, plus the cleanup).
+* A description with blanks is sent in double quotes: OS10 keeps blanks only inside quotes
+  (unquoted words are joined), and the running configuration shows it quoted.
+* ``exit`` ends every block; save is ``write memory``, retried while the output says the
+  configuration is locked.
 
 Reading ports: one ``show running-configuration interface ethernet X/Y/Z`` per port; each output
 holds ``interface ethernetX/Y/Z`` (no space) and its one-space-indented lines, so concatenated
@@ -64,11 +72,38 @@ def _interface_blocks(output: str) -> dict[str, list[str]]:
     return blocks
 
 
+def _tagged(state: PortState | None) -> set[int]:
+    """The tagged VLANs of a port as read (a trunk's allowed list holds its untagged VLAN too);
+    nothing when unknown or not a trunk."""
+    if state is None or state.mode is not PortMode.TRUNK:
+        return set()
+    return set(state.allowed_vlans) - {state.native_vlan}
+
+
+def _untagged(state: PortState | None) -> int | None:
+    """The untagged VLAN of a port as read: a trunk's native VLAN, an access port's VLAN."""
+    if state is None:
+        return None
+    return state.native_vlan if state.mode is PortMode.TRUNK else state.vlan
+
+
+def _description(text: str) -> str:
+    if not text:
+        return "no description"
+    # OS10 keeps blanks only inside double quotes (check() lets no quote into a description)
+    return f'description "{text}"' if " " in text else f"description {text}"
+
+
 class DellOs10Dialect(Dialect):
     name = "dell_os10"
     netmiko_device_type = "dell_os10"
     # ethernet1/1/1, ethernet1/1/49:1 (breakout)
     port_pattern = re.compile(r"ethernet[1-9][0-9]?/[1-9][0-9]?/[1-9][0-9]{0,2}(?::[1-9])?")
+    # trunk lists are only added to / removed from: replacing one needs the current list
+    needs_current = True
+
+    # another session holds the configuration lock: the save is retried a bounded number of times
+    retry_patterns = (re.compile(r"(?i)\bis locked\b"),)
 
     error_patterns = (
         re.compile(r"^\s*% ?Error"),
@@ -92,14 +127,18 @@ class DellOs10Dialect(Dialect):
                 out.append(f"description {v.name}")
             out.append("exit")
         for p in changes.ports:
-            body = self._port_body(p)
+            body = self._port_body(p, None if current is None else current.get(p.port))
             if body:
                 out += [f"interface {p.port}", *body, "exit"]
         return out
 
-    def _port_body(self, p: PortChange) -> list[str]:
+    def _port_body(self, p: PortChange, now: PortState | None) -> list[str]:
+        """The port's commands; ``now``: its current state when the transport read it."""
         out: list[str] = []
+        tagged_now = _tagged(now)
         if p.mode is PortMode.ACCESS:
+            if tagged_now:  # a former trunk: its tagged VLANs would stay behind the mode change
+                out.append(f"no switchport trunk allowed vlan {format_vlan_ranges(tagged_now)}")
             out.append("switchport mode access")
             if p.vlan is not None:
                 out.append(f"switchport access vlan {p.vlan}")
@@ -108,10 +147,16 @@ class DellOs10Dialect(Dialect):
                 out.append("switchport mode trunk")
             elif p.vlan is not None:
                 out.append(f"switchport access vlan {p.vlan}")
+            untagged = p.native_vlan if p.native_vlan is not None else _untagged(now)
+            tagged = set(p.allowed_vlans) - {untagged}
+            # a trunk's list is replaced, never appended to: what it carries and must not goes
+            # first, so a VLAN can move from tagged to untagged
+            extra = tagged_now - tagged if p.mode is PortMode.TRUNK or p.allowed_vlans else set()
+            if extra:
+                out.append(f"no switchport trunk allowed vlan {format_vlan_ranges(extra)}")
             if p.native_vlan is not None:
                 # the untagged VLAN of an OS10 trunk is its access VLAN
                 out.append(f"switchport access vlan {p.native_vlan}")
-            tagged = set(p.allowed_vlans) - {p.native_vlan}
             if tagged:
                 out.append(f"switchport trunk allowed vlan {format_vlan_ranges(tagged)}")
         if p.shutdown is not None:
@@ -119,7 +164,7 @@ class DellOs10Dialect(Dialect):
         if p.mtu is not None:
             out.append(f"mtu {p.mtu}")
         if p.description is not None:
-            out.append(f"description {p.description}" if p.description else "no description")
+            out.append(_description(p.description))
         return out
 
     def save_commands(self) -> list[str]:

@@ -22,9 +22,10 @@ Traps handled here:
 Order: VLAN creations, ports, VLAN deletions (one commit makes it atomic anyway).
 
 Reading back: ``show configuration interfaces <P> | display set`` per port plus ``show
-configuration vlans | display set`` (to resolve member names). Every ``display set`` line names
-its own port or VLAN, so the outputs can simply be concatenated. Run them in operational mode (in
-configuration mode, prefix ``run``).
+configuration vlans | display set`` (to resolve member names; a switching port with no
+members is in the VLAN named ``default``, as on ELS's factory configuration). Every ``display
+set`` line names its own port or VLAN, so the outputs can simply be concatenated. Run them in
+operational mode (in configuration mode, prefix ``run``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class JunosDialect(Dialect):
         re.compile(r"configuration database locked"),
         re.compile(r"missing argument"),
         re.compile(r"commit failed"),
+        # a value the schema refuses: "Value 5000 is not within range (1..4094) at '5000'"
+        re.compile(r"is not within range"),
     )
     # the transport retries ``commit`` (with a pause, up to its deadline) on these
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
@@ -214,7 +217,8 @@ class JunosDialect(Dialect):
                     allowed = tuple(sorted({*vids, *([native_vlan] if native_vlan else [])}))
                 else:  # access is the default interface-mode
                     mode = PortMode.ACCESS
-                    vlan = vids[0] if vids else None
+                    # ELS: a switching port without members carries VLAN "default"
+                    vlan = vids[0] if vids else ids.get("default")
                     native_vlan = None
             states[port] = PortState(
                 port=port,

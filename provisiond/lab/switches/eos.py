@@ -4,7 +4,10 @@
 drivers/switch/dialects/arista_eos.py renders; ``show running-config [interfaces X]``,
 ``show startup-config``, ``show vlan``, ``show version``; ``copy running-config startup-config`` /
 ``write memory``; ``terminal length 0`` / ``terminal width N`` (netmiko's session setup).
-Anything else: ``% Invalid input``.
+Anything else: ``% Invalid input``; ``!`` lines are comments.
+
+``EosCli.run`` applies a line to ``target`` (the running configuration unless set): the lab eAPI
+(provisiond/lab/eapi.py) runs the same handlers on its configure sessions' candidates.
 """
 
 from __future__ import annotations
@@ -71,9 +74,18 @@ class EosCli(DialectCli):
         self.mode = "exec"  # exec | enable | config | config-if | config-vlan
         self.interface: str | None = None
         self.vlans: list[int] = []
+        # what configuration commands edit: None for the running configuration; the lab eAPI
+        # (provisiond/lab/eapi.py) points it at a configure session's candidate
+        self.target: EosConfig | None = None
 
     @property
     def config(self) -> EosConfig:
+        """The configuration being edited (the running one unless ``target`` is set)."""
+        return self.target if self.target is not None else self.running
+
+    @property
+    def running(self) -> EosConfig:
+        """The switch's running configuration: what shows and saves read, in any mode."""
         cfg: EosConfig = self.switch.running
         return cfg
 
@@ -123,9 +135,14 @@ class EosCli(DialectCli):
         )
 
     async def execute(self, line: str) -> None:
+        self.term.write(self.run(line))
+
+    def run(self, line: str) -> str:
+        """Run one line in the current mode against the configuration being edited and return
+        what the switch prints (errors are lines starting with ``%``)."""
         words = line.split()
-        if not words:
-            return
+        if not words or words[0].startswith("!"):  # EOS reads "!" lines as comments
+            return ""
         out = self._common(line, words)
         if out is None:
             if self.mode in ("exec", "enable"):
@@ -134,7 +151,7 @@ class EosCli(DialectCli):
                 out = self._config(line, words)
             else:
                 out = self._submode(line, words)
-        self.term.write(out)
+        return out
 
     # -------------------------------------------------------------- any mode
 
@@ -153,7 +170,7 @@ class EosCli(DialectCli):
                 return _EOS_PRIVILEGED + "\n"
             if self.switch.faults.current().config_locked:
                 return _EOS_LOCKED + "\n"
-            self.switch.saved = copy.deepcopy(self.config)
+            self.switch.saved = copy.deepcopy(self.running)
             return "Copy completed successfully.\n"
         if _kw(first, "terminal", 3) and len(words) == 3:
             what, value = words[1].lower(), words[2]
@@ -238,6 +255,14 @@ class EosCli(DialectCli):
             if len(words) != 2:
                 return _EOS_INCOMPLETE + "\n" if len(words) == 1 else _EOS_INVALID + "\n"
             cfg.hostname = words[1]
+            self.mode, self.interface, self.vlans = "config", None, []
+            return ""
+        if (  # the mode every lab configuration has (a saved configuration replays it)
+            len(words) == 3
+            and _kw(first, "spanning-tree", 2)
+            and _kw(words[1], "mode", 2)
+            and words[2].lower() == "mstp"
+        ):
             self.mode, self.interface, self.vlans = "config", None, []
             return ""
         return None
@@ -404,12 +429,12 @@ class EosCli(DialectCli):
         what = args[0].lower()
         if _kw(what, "running-config", 3):
             if len(args) == 1:
-                return self._render_config(self.config, "show running-config")
+                return self._render_config(self.running, "show running-config")
             if _kw(args[1], "interfaces", 2) and len(args) >= 3:
                 name = self._port_name("".join(args[2:]))
                 if name is None:
                     return _EOS_INVALID + "\n"
-                return "\n".join(_eos_port_lines(name, self.config.ports[name])) + "\n"
+                return "\n".join(_eos_port_lines(name, self.running.ports[name])) + "\n"
             return _EOS_INVALID + "\n"
         if _kw(what, "startup-config", 3) and len(args) == 1:
             saved: EosConfig = self.switch.saved
@@ -431,7 +456,7 @@ class EosCli(DialectCli):
                 "Free memory: 12124324 kB\n\n"
             )
         if _kw(what, "hostname", 2) and len(args) == 1:
-            return f"Hostname: {self.config.hostname}\nFQDN:     {self.config.hostname}\n"
+            return f"Hostname: {self.running.hostname}\nFQDN:     {self.running.hostname}\n"
         return _EOS_INVALID + "\n"
 
     @staticmethod
@@ -458,7 +483,7 @@ class EosCli(DialectCli):
         return "\n".join(lines) + "\n"
 
     def _show_vlan(self) -> str:
-        cfg = self.config
+        cfg = self.running
         lines = [
             "VLAN  Name                             Status    Ports",
             "----- -------------------------------- --------- -------------------------------",
