@@ -260,6 +260,8 @@ class _Outcome:
     diffs: list[str] = field(default_factory=list)
     sessions: int = 0
     vlans_sent: bool = False
+    # ports read back in the apply's own session
+    read: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -486,9 +488,12 @@ class Reconciler:
         refused.update(outcome.refused)
         if outcome.diffs:
             result.diff = "\n".join(outcome.diffs)
-        # read back everything this pass touched (refused ports too: what are they now?)
-        touched = [c.port for c in outcome.ok] + list(refused)
-        observed, read_error = await self._read(driver, record, touched, result)
+        # read back everything this pass touched (refused ports too: what are they now?), but
+        # what the apply's own session read already
+        observed = dict(outcome.read)
+        touched = [p for p in [c.port for c in outcome.ok] + list(refused) if p not in observed]
+        more, read_error = await self._read(driver, record, touched, result)
+        observed.update(more)
         for c in outcome.ok:
             got = observed.get(c.port)
             if got is None:
@@ -560,10 +565,15 @@ class Reconciler:
             send_vlans = vlans if not out.vlans_sent else ()
             try:
                 res = await driver.apply(
-                    record.target, ChangeSet(vlans=send_vlans, ports=tuple(batch)), record.policy
+                    record.target,
+                    ChangeSet(vlans=send_vlans, ports=tuple(batch)),
+                    record.policy,
+                    read_back=[c.port for c in batch],
                 )
                 out.sessions += 1
                 out.ok.extend(batch)
+                if res.ports is not None:
+                    out.read.update({p: observed_dict(res.ports.get(p)) for p in res.ports})
                 out.vlans_sent = out.vlans_sent or bool(send_vlans)
                 if res.diff:
                     out.diffs.append(res.diff)
@@ -632,7 +642,9 @@ class Reconciler:
         for c in outcome.unreached:
             failed[c.port] = outcome.transient or "the switch stopped answering"
         moved = [c.port for c in outcome.ok]
-        got, error = await self._read(driver, record, moved, result)
+        got = dict(outcome.read)
+        more, error = await self._read(driver, record, [p for p in moved if p not in got], result)
+        got.update(more)
         for port in moved:
             if port not in got:
                 failed[port] = f"not read back: {error}"

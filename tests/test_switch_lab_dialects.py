@@ -52,7 +52,7 @@ async def test_create_move_trunk_quarantine_read_back(
     lab.set_faults()
     target = lab.target()
     p1, p2, p3 = lab.port_name(1), lab.port_name(2), lab.port_name(3)
-    await driver.apply(
+    res = await driver.apply(
         target,
         ChangeSet(
             vlans=(VlanChange(150, "tenant-a"), VlanChange(160), VlanChange(QUARANTINE)),
@@ -63,8 +63,10 @@ async def test_create_move_trunk_quarantine_read_back(
             ),
         ),
         POLICY,
+        read_back=[p1, p2, p3],
     )
     got = await driver.read_ports(target, [p1, p2, p3])
+    assert res.ports == got  # read in the apply's own session, after the save
     assert (got[p1].mode, got[p1].vlan) == (PortMode.ACCESS, 150), got[p1]
     assert (got[p2].mode, got[p2].vlan) == (PortMode.ACCESS, 150), got[p2]
     assert got[p3].mode is PortMode.TRUNK, got[p3]

@@ -80,11 +80,14 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """What one apply sent: the commands (rendered by the dialect, saves excluded) and, from
-    transactional drivers (napalm), the switch's own diff of the change (None: not known)."""
+    """What one apply sent: the commands (rendered by the dialect, saves excluded); from
+    transactional drivers (napalm), the switch's own diff of the change (None: not known); and
+    the ports asked for with ``read_back``, as read in the same session after the save (None:
+    not read there; the caller reads them itself)."""
 
     commands: tuple[str, ...] = ()
     diff: str | None = None
+    ports: Mapping[str, PortState] | None = None
 
 
 @dataclass(frozen=True)
@@ -313,11 +316,17 @@ class SwitchDriver(abc.ABC):
 
     @abc.abstractmethod
     async def apply(
-        self, target: SwitchTarget, changes: ChangeSet, policy: Policy | None = None
+        self,
+        target: SwitchTarget,
+        changes: ChangeSet,
+        policy: Policy | None = None,
+        *,
+        read_back: Sequence[str] = (),
     ) -> ApplyResult:
         """Check the batch against ``policy`` (nothing is sent for a bad batch), apply it in one
         session and persist once; raise SwitchError (with the refused command) on the first
-        error, leaving the running config to the read-back."""
+        error, leaving the running config to the read-back. ``read_back``: ports to read after
+        the save, in the same session when the transport can (``ApplyResult.ports``)."""
 
     @abc.abstractmethod
     async def read_ports(

@@ -117,8 +117,15 @@ class NapalmDriver(SwitchDriver):
     # ------------------------------------------------------------------ the contract
 
     async def apply(
-        self, target: SwitchTarget, changes: ChangeSet, policy: Policy | None = None
+        self,
+        target: SwitchTarget,
+        changes: ChangeSet,
+        policy: Policy | None = None,
+        *,
+        read_back: Sequence[str] = (),
     ) -> ApplyResult:
+        """``read_back`` is left to the caller (``ports`` None): eAPI requests are cheap, and a
+        read after a commit must not be mistaken for part of the transaction."""
         platform, d = _platform(target)
         check(changes, policy or ANY_VLAN, d)  # before any byte is sent
         if not changes:

@@ -90,14 +90,24 @@ class NetmikoDriver(SwitchDriver):
     # ------------------------------------------------------------------ the contract
 
     async def apply(
-        self, target: SwitchTarget, changes: ChangeSet, policy: Policy | None = None
+        self,
+        target: SwitchTarget,
+        changes: ChangeSet,
+        policy: Policy | None = None,
+        *,
+        read_back: Sequence[str] = (),
     ) -> ApplyResult:
         d = dialect_of(target.driver)
         check(changes, policy or ANY_VLAN, d)  # before any byte is sent
+        bad = [p for p in read_back if not d.port_pattern.fullmatch(p)]
+        if bad:
+            raise SwitchError(f"switch {target.name}: not {d.name} port names: {bad!r}")
         if not changes:
             return ApplyResult()
-        commands: list[str] = await self._session(target, "apply", self._apply_sync, d, changes)
-        return ApplyResult(tuple(commands))
+        commands, ports = await self._session(
+            target, "apply", self._apply_sync, d, changes, tuple(read_back)
+        )
+        return ApplyResult(tuple(commands), ports=ports)
 
     async def read_ports(self, target: SwitchTarget, ports: Sequence[str]) -> dict[str, PortState]:
         d = dialect_of(target.driver)
@@ -166,7 +176,9 @@ class NetmikoDriver(SwitchDriver):
             transient=True,
         )
 
-    def _apply_sync(self, target: SwitchTarget, d: Dialect, changes: ChangeSet) -> list[str]:
+    def _apply_sync(
+        self, target: SwitchTarget, d: Dialect, changes: ChangeSet, read_back: Sequence[str]
+    ) -> tuple[list[str], dict[str, PortState] | None]:
         conn = self._connect(target, d)
         try:
             _enable(conn, d)
@@ -176,7 +188,8 @@ class NetmikoDriver(SwitchDriver):
                 shown = session.exchange(d.show_ports_command([p.port for p in changes.ports]))
                 current = d.parse_ports("\n".join(shown))
             commands = d.render(changes, current)
-            if d.netmiko_device_type == "linux":
+            shell = d.netmiko_device_type == "linux"
+            if shell:
                 for cmd in commands:
                     session.run([cmd], pipeline=1)
             elif commands:
@@ -189,13 +202,12 @@ class NetmikoDriver(SwitchDriver):
                 if d.config_command:  # Junos: commit inside the private configuration
                     for cmd in d.save_commands():
                         self._save(session, cmd)
-                    conn.exit_config_mode()
-                    return commands
                 conn.exit_config_mode()
                 session.rebase()
-            for cmd in d.save_commands():
-                self._save(session, cmd)
-            return commands
+            if commands and (shell or not d.config_command):  # nothing sent: nothing to save
+                for cmd in d.save_commands():
+                    self._save(session, cmd)
+            return commands, self._read_back(session, read_back, pipeline=1 if shell else None)
         except SwitchError:
             raise
         except Exception as exc:  # the session died mid-batch, a timeout inside netmiko, ...
@@ -206,6 +218,22 @@ class NetmikoDriver(SwitchDriver):
             ) from exc
         finally:
             _disconnect(conn)
+
+    def _read_back(
+        self, session: _Session, ports: Sequence[str], *, pipeline: int | None
+    ) -> dict[str, PortState] | None:
+        """The ports as the switch has them now, in the apply's own session (a session less per
+        batch). None when there is nothing to read or the switch refused a read (the caller then
+        reads on its own, port by port if need be)."""
+        if not ports:
+            return None
+        d = session.dialect
+        commands = d.show_ports_command(ports)
+        outputs = session.exchange(commands, pipeline=pipeline or self.pipeline)
+        if len(outputs) < len(commands) or any(d.errors(o) for o in outputs):
+            return None
+        wanted = set(ports)
+        return {p: st for p, st in d.parse_ports("\n".join(outputs)).items() if p in wanted}
 
     def _save(self, session: _Session, cmd: str) -> None:
         d, target = session.dialect, session.target
