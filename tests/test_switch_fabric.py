@@ -106,13 +106,15 @@ class Fab:
         }
 
 
-async def _fab(tmp_path: Path, lab: LabSwitch, *, loop: bool) -> AsyncIterator[Fab]:
+async def _fab(
+    tmp_path: Path, lab: LabSwitch, *, loop: bool, db_url: str | None = None
+) -> AsyncIterator[Fab]:
     settings = load_settings(
         None,
         env={},
         overrides={
             "data_dir": str(tmp_path / "data"),
-            "database_url": f"sqlite:///{tmp_path / 'data' / 'p.db'}",
+            "database_url": db_url or f"sqlite:///{tmp_path / 'data' / 'p.db'}",
             "switches": {
                 "enabled": loop,
                 "interval": 0.2,
@@ -138,15 +140,27 @@ async def _fab(tmp_path: Path, lab: LabSwitch, *, loop: bool) -> AsyncIterator[F
 
 
 @pytest.fixture
-async def fab(tmp_path: Path, eos: LabSwitch) -> AsyncIterator[Fab]:
-    async for f in _fab(tmp_path, eos, loop=False):
+def backend(request: pytest.FixtureRequest) -> str | None:
+    """The database URL: SQLite unless a test asks for ``backend`` "postgres" (indirect)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        url: str = request.getfixturevalue("pg_database")
+        return url
+    return None
+
+
+@pytest.fixture
+async def fab(tmp_path: Path, eos: LabSwitch, backend: str | None) -> AsyncIterator[Fab]:
+    async for f in _fab(tmp_path, eos, loop=False, db_url=backend):
         yield f
 
 
 @pytest.fixture
-async def live(tmp_path: Path, eos: LabSwitch) -> AsyncIterator[Fab]:
-    async for f in _fab(tmp_path, eos, loop=True):
+async def live(tmp_path: Path, eos: LabSwitch, backend: str | None) -> AsyncIterator[Fab]:
+    async for f in _fab(tmp_path, eos, loop=True, db_url=backend):
         yield f
+
+
+BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 
 
 # --------------------------------------------------------------------------- enrollment & API
@@ -202,6 +216,7 @@ async def test_desired_state_is_checked_before_anything_is_written(fab: Fab) -> 
 # --------------------------------------------------------------------------- passes
 
 
+@BOTH
 async def test_live_loop_applies_put_within_seconds(live: Fab) -> None:
     await live.enroll()
     status, out = await live.put("Ethernet1", {"mode": "access", "vlan": 120})
@@ -337,6 +352,7 @@ async def test_wrong_password_is_a_switch_error_not_a_port_error(fab: Fab) -> No
     assert res["sessions"] == 1  # one refused login, not one per port
 
 
+@BOTH
 async def test_drift_is_reported_then_repaired_when_configured(fab: Fab) -> None:
     await fab.enroll()
     await fab.put("Ethernet35", {"mode": "access", "vlan": 120})
@@ -436,6 +452,7 @@ nodes:
     assert status == 409 and "Ethernet46" in out["detail"]
 
 
+@BOTH
 async def test_one_daemon_per_switch(fab: Fab) -> None:
     """A second daemon (another owner) leaves a switch alone while the first holds it."""
     from provisiond.fabric import Reconciler

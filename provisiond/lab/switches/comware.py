@@ -139,7 +139,7 @@ class Words:
     def col(self) -> int:
         return self.cols[self.pos] if self.more() else self.end
 
-    def keyword(self, *choices: str, missing: str = "incomplete") -> str:
+    def keyword(self, *choices: str) -> str:
         """The next word as one of ``choices`` (a unique prefix, any case)."""
         if not self.more():
             raise _incomplete(self.end)
