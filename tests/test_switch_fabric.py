@@ -123,6 +123,7 @@ async def _fab(
                 "backoff_max_seconds": 1,
             },
             "drivers": {
+                "napalm": {"eos_transport": "http", "timeout": 20},
                 "netmiko": {
                     "read_timeout": 10,
                     "connect_tries": 1,
@@ -480,3 +481,19 @@ def test_lab_sessions_counted(eos: LabSwitch) -> None:
             return
         time.sleep(0.1)
     pytest.fail("the lab did not log the session")
+
+
+async def test_napalm_eos_switch_records_the_diff(tmp_path: Path) -> None:
+    """A napalm_eos switch (eAPI) through the same reconciler: the switch's own session diff is
+    recorded in the apply event; the change is visible over SSH."""
+    eapi = free_port()
+    with lab_switch("arista_eos", tmp_path, "--eapi-port", str(eapi)) as lab:
+        async for f in _fab(tmp_path, lab, loop=False):
+            await f.enroll("leaf-api", driver="napalm_eos", port=eapi)
+            await f.put("Ethernet5", {"mode": "access", "vlan": 125}, switch="leaf-api")
+            res = await f.apply("leaf-api")
+            assert res["applied"] == ["Ethernet5"], res
+            assert "+   switchport access vlan 125" in (res["diff"] or ""), res["diff"]
+            (ev,) = await f.events("leaf-api", kind="switch.apply")
+            assert "switchport access vlan 125" in ev["data"]["diff"]
+            assert f.on_switch("Ethernet5")["Ethernet5"][:2] == ("access", 125)

@@ -33,7 +33,7 @@ from provisiond.inventory import (
     resolve_node,
 )
 from provisiond.lifecycle import Action
-from provisiond.models import Event, Nic, Node, Operation, Rack, Tenant
+from provisiond.models import Event, Nic, Node, Operation, Rack, Switch, Tenant
 from provisiond.workflows.enroll import enroll
 
 INFRA = frozenset({Role.ADMIN, Role.OPERATOR, Role.SCHEDULER})
@@ -80,17 +80,26 @@ async def _secrets_check(call: Call) -> str:
     """Stored BMC passwords must decrypt with the current key (a replaced or lost key file
     otherwise shows up only when a node's next operation fails)."""
     async with call.services.db.read() as s:
-        sample = (
-            await s.scalars(
+        samples = [
+            ("BMC", (await s.scalars(
                 select(Node.bmc_password_enc).where(Node.bmc_password_enc.is_not(None)).limit(1)
-            )
-        ).first()
-    if sample is None:
+            )).first()),
+            ("switch", (await s.scalars(
+                select(Switch.password_enc).where(Switch.password_enc.is_not(None)).limit(1)
+            )).first()),
+        ]  # fmt: skip
+    if all(sample is None for _, sample in samples):
         return "ok (none stored)"
-    try:
-        call.services.box.decrypt(sample)
-    except ProvisionError:
-        return "cannot decrypt stored BMC passwords with the current key (runbook: secret-key)"
+    for what, sample in samples:
+        if sample is None:
+            continue
+        try:
+            call.services.box.decrypt(sample)
+        except ProvisionError:
+            return (
+                f"cannot decrypt stored {what} passwords with the current key "
+                "(runbook: secret-key)"
+            )
     return "ok"
 
 
