@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import select
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -52,8 +53,8 @@ from provisiond.blocking import BlockingRunner
 from provisiond.errors import DeadlineExceeded
 
 ANY_VLAN = Policy(parse_vlan_ranges("1-4094"))
-# between reads of a channel that has nothing yet
-POLL_SECONDS = 0.002
+# between reads of a channel that cannot be waited on (not paramiko)
+POLL_SECONDS = 0.01
 
 
 class NetmikoDriver(SwitchDriver):
@@ -349,7 +350,7 @@ class _Session:
                     f"{self.timeout:g}s after {chunk[-1]!r}",
                     transient=True,
                 )
-            time.sleep(POLL_SECONDS)
+            _wait_readable(self.conn, min(deadline - time.monotonic(), 0.5))
 
 
 def _prompt_pattern(base: str) -> re.Pattern[str]:
@@ -390,6 +391,17 @@ def _strip_echo(piece: str, cmd: str) -> str:
         i += 1
     end = piece.find("\n", i)
     return "" if end < 0 else piece[end + 1 :]
+
+
+def _wait_readable(conn: Any, seconds: float) -> None:
+    """Sleep until the session has data (paramiko's channel is selectable), at most
+    ``seconds``: a poll loop cost more CPU than the whole exchange once tens of sessions ran."""
+    chan = getattr(conn, "remote_conn", None)
+    if chan is None or not hasattr(chan, "fileno"):
+        time.sleep(POLL_SECONDS)
+        return
+    with contextlib.suppress(OSError, ValueError):
+        select.select([chan], [], [], max(seconds, 0.0))
 
 
 def _closed(conn: Any) -> bool:

@@ -172,30 +172,41 @@ class Terminal:
         self.write(text + "\n")
 
     async def readline(self, *, echo: bool = True) -> str | None:
-        """The next line (without its end), or None at end of input."""
+        """The next line (without its end), or None at end of input. What a read brought is
+        echoed in one write, as a CLI echoes what it read (one SSH packet per character made a
+        pasted batch cost thousands of packets on both ends)."""
         line: list[str] = []
+        echoed: list[str] = []
         while True:
-            while self._buf:
-                ch, self._buf = self._buf[0], self._buf[1:]
+            buf, i = self._buf, 0
+            while i < len(buf):
+                ch = buf[i]
+                i += 1
                 if self._skip_lf and ch == "\n":
                     self._skip_lf = False
                     continue
                 self._skip_lf = ch == "\r"
                 if ch in "\r\n":
-                    self.write("\n")
+                    self._buf = buf[i:]
+                    self.write("".join(echoed) + "\n")
                     return "".join(line)
                 if ch in "\x7f\x08":
                     if line:
                         line.pop()
                         if echo:
-                            self.write("\b \b")
+                            echoed.append("\b \b")
                 elif ch == "\x03":  # ^C: drop the line
-                    self.write("^C\n")
+                    self._buf = buf[i:]
+                    self.write("".join(echoed) + "^C\n")
                     return ""
                 elif ch >= " " or ch == "\t":
                     line.append(ch)
                     if echo:
-                        self.write(ch)
+                        echoed.append(ch)
+            self._buf = ""
+            if echoed:
+                self.write("".join(echoed))
+                echoed.clear()
             try:
                 data = await self.process.stdin.read(4096)
             except (asyncssh.TerminalSizeChanged, asyncssh.BreakReceived, asyncssh.SignalReceived):
