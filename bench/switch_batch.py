@@ -49,40 +49,17 @@ from drivers.switch.base import (  # noqa: E402
 from drivers.switch.netmiko_driver import NetmikoDriver  # noqa: E402
 from provisiond.lab.switch import cli_class  # noqa: E402
 from provisiond.procs import stop_group  # noqa: E402
+from tests.support.labswitch import free_port_range  # noqa: E402
 
 PASSWORD = "bench-secret"
 RATIO_GOAL = 10.0
 POLICY = Policy.parse("100-199")
 
 
-def free_base(count: int) -> int:
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + count > 65000:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + count):
-                sk = socket.socket()
-                socks.append(sk)
-                sk.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sk in socks:
-                sk.close()
-    raise RuntimeError("no free port range")
-
-
 def start_lab(
     dialect: str, count: int, tmp: Path, budget: Budget
 ) -> tuple[subprocess.Popen[bytes], int]:
-    base = free_base(count)
+    base = free_port_range(count)
     log = tmp / f"lab-{dialect}-{count}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

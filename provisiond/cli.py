@@ -757,6 +757,23 @@ def cmd_switch_drift(args: argparse.Namespace) -> int:
     return EXIT_OK if not (res["drifted"] or res["error"]) else EXIT_ERROR
 
 
+def cmd_switch_lldp(args: argparse.Namespace) -> int:
+    client = dataclasses.replace(_client(args), timeout=args.timeout)
+    res = client.get(f"/v1/switches/{args.switch}/lldp")
+    if args.json:
+        _print_json(res)
+        return EXIT_OK
+    rows = []
+    for r in res["cabling"]:
+        n = r["neighbor"] or {}
+        heard = " ".join(x for x in (n.get("system_name"), n.get("port_id")) if x) or "-"
+        rows.append((r["port"], heard, r["node"] or "-", r["recorded"] or "-", r["status"]))
+    print(_table(rows, ("PORT", "HEARS", "NODE", "INVENTORY", "STATUS")))
+    print(", ".join(f"{k}: {v}" for k, v in sorted(res["counts"].items())) or "no neighbours")
+    bad = res["counts"].get("moved", 0)
+    return EXIT_ERROR if bad else EXIT_OK
+
+
 def cmd_node_network(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"network": args.network} if args.network else {"vlan": args.vlan}
     _, out = _client(args).request("PUT", f"/v1/nodes/{args.node}/network", json_body=body)
@@ -811,6 +828,7 @@ def cmd_lab_switch(args: argparse.Namespace) -> int:
         control=Path(args.control) if args.control else None,
         faults=list(args.fault or ()),
         count=args.count,
+        lldp=Path(args.lldp) if args.lldp else None,
         eapi_port=args.eapi_port,
     )
 
@@ -957,6 +975,9 @@ def build_parser() -> argparse.ArgumentParser:
     sdr = cmd(sw, "drift", cmd_switch_drift, "compare the switch with what was applied", remote)
     sdr.add_argument("switch")
     sdr.add_argument("--timeout", type=float, default=900)
+    sll = cmd(sw, "lldp", cmd_switch_lldp, "LLDP neighbours vs the inventory's cabling", remote)
+    sll.add_argument("switch")
+    sll.add_argument("--timeout", type=float, default=300)
     nn = cmd(node, "network", cmd_node_network, "put a node's switch ports on a network", remote)
     nn.add_argument("node")
     nng = nn.add_mutually_exclusive_group(required=True)
@@ -1040,6 +1061,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="arista_eos: also serve eAPI (JSON-RPC over HTTP) on Q..Q+N-1 (docs/lab.md)",
     )
     lsw.add_argument("--control", help="JSON file of faults, re-read when it changes (docs/lab.md)")
+    lsw.add_argument(
+        "--lldp", help="JSON file of the LLDP neighbours per port, re-read when it changes"
+    )
     lsw.add_argument(
         "--fault",
         action="append",

@@ -62,7 +62,7 @@ from provisiond.config import SwitchSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import NotFound, ValidationError
-from provisiond.models import PortBinding, Switch, utcnow
+from provisiond.models import Nic, Node, PortBinding, Switch, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ class Reconciler:
                     select(Switch.id)
                     .join(PortBinding, PortBinding.switch_id == Switch.id)
                     .where(
-                        PortBinding.status == APPLIED,
+                        PortBinding.status.in_((APPLIED, DRIFTED)),
                         or_(
                             Switch.last_drift_check_at.is_(None),
                             Switch.last_drift_check_at <= drift_before,
@@ -483,7 +483,8 @@ class Reconciler:
         outcome = await self._apply(driver, record, changes, vlans)
         result.sessions += outcome.sessions
         if outcome.vlans_sent:
-            result.vlans_created = [v.vlan for v in vlans]
+            # reported: the ones the cache did not know (the others were only made sure of)
+            result.vlans_created = sorted({v.vlan for v in vlans} - known)
             known |= {v.vlan for v in vlans}
         refused.update(outcome.refused)
         if outcome.diffs:
@@ -532,13 +533,14 @@ class Reconciler:
         known: set[int],
         result: PassResult,
     ) -> tuple[tuple[VlanChange, ...], set[int]]:
-        """VLAN creations for what ``needed`` lacks. Where creating an existing VLAN is an
-        error (SONiC), the switch is asked first (one read), since the cache may be stale."""
+        """The VLAN creations to send with the batch. Where creating an existing VLAN is
+        harmless (every dialect today), every VLAN the batch uses is sent: a VLAN deleted by
+        hand since the cache was filled comes back instead of failing the ports (Junos refuses
+        a member VLAN that is not defined). Elsewhere the switch is asked first (one read)."""
+        if dialect_for(record.driver).vlan_create_idempotent:
+            return tuple(VlanChange(v) for v in sorted(needed)), known
         if not needed - known:
             return (), known
-        if dialect_for(record.driver).vlan_create_idempotent:
-            # creating one that exists is harmless: no read needed
-            return tuple(VlanChange(v) for v in sorted(needed - known)), known
         have: Mapping[int, VlanState] = await driver.read_vlans(record.target)
         result.sessions += 1
         known = set(have)
@@ -866,6 +868,77 @@ class Reconciler:
             self.wake()
         return result
 
+    async def cabling(self, switch: str) -> dict[str, Any]:
+        """The switch's LLDP neighbours checked against the inventory's cabling (NIC switch and
+        port, from rack files or the inspection agent). Per neighbour: ``match`` (the NIC is
+        recorded on this port), ``moved`` (recorded on another port: recabled, or the record
+        is wrong), ``unrecorded`` (the NIC has no switch port yet), ``unknown`` (no NIC with
+        that MAC: another switch, an unenrolled host); per NIC recorded on this switch whose
+        port hears nobody: ``silent`` (host off, no lldpd, or not cabled there). Reads only."""
+        switch_id, name = await self._resolve(switch)
+        async with self.db.read() as s:
+            sw = await s.get(Switch, switch_id)
+            assert sw is not None
+            record = SwitchRecord.of(sw, self.box)
+        neighbors = await self.drivers.get(record.driver).lldp_neighbors(record.target)
+        macs = {m for n in neighbors for m in (n.port_id, n.chassis_id) if m and _is_mac(m)}
+        async with self.db.read() as s:
+            by_mac: dict[str, tuple[Nic, str]] = {}
+            for chunk in _chunked(sorted(macs)):
+                rows = await s.execute(
+                    select(Nic, Node.name)
+                    .join(Node, Node.id == Nic.node_id)
+                    .where(Nic.mac.in_(chunk))
+                )
+                by_mac.update({nic.mac: (nic, node) for nic, node in rows if nic.mac})
+            here = list(
+                await s.execute(
+                    select(Nic, Node.name)
+                    .join(Node, Node.id == Nic.node_id)
+                    .where(Nic.switch_name == name)
+                    .order_by(Nic.switch_port)
+                )
+            )
+        rows_out: list[dict[str, Any]] = []
+        heard: set[str] = set()
+        for n in sorted(neighbors, key=lambda x: (x.local_port, x.chassis_id or "")):
+            heard.add(n.local_port)
+            found = by_mac.get(n.port_id or "") or by_mac.get(n.chassis_id or "")
+            row: dict[str, Any] = {
+                "port": n.local_port,
+                "neighbor": {
+                    "chassis_id": n.chassis_id,
+                    "port_id": n.port_id,
+                    "system_name": n.system_name,
+                    "port_description": n.port_description,
+                },
+                "node": None,
+                "mac": None,
+                "recorded": None,
+            }
+            if found is None:
+                row["status"] = "unknown"
+            else:
+                nic, node = found
+                row["node"], row["mac"] = node, nic.mac
+                if nic.switch_name is None or nic.switch_port is None:
+                    row["status"] = "unrecorded"
+                else:
+                    row["recorded"] = f"{nic.switch_name} {nic.switch_port}"
+                    same = nic.switch_name == name and nic.switch_port == n.local_port
+                    row["status"] = "match" if same else "moved"
+            rows_out.append(row)
+        for nic, node in here:
+            if nic.switch_port not in heard:
+                rows_out.append({
+                    "port": nic.switch_port, "neighbor": None, "node": node, "mac": nic.mac,
+                    "recorded": f"{name} {nic.switch_port}", "status": "silent",
+                })  # fmt: skip
+        counts: dict[str, int] = {}
+        for r in rows_out:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return {"switch": name, "cabling": rows_out, "counts": counts}
+
     async def _drift_checked(self, switch_id: int) -> None:
         async with self.db.write() as s:
             sw = await s.get(Switch, switch_id)
@@ -882,6 +955,15 @@ class Reconciler:
         if row is None:
             raise NotFound(f"no switch {switch!r}", switch=str(switch))
         return int(row[0]), str(row[1])
+
+
+def _is_mac(text: str) -> bool:
+    return len(text) == 17 and text.count(":") == 5
+
+
+def _chunked(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 # --------------------------------------------------------------------------- plans
@@ -913,7 +995,9 @@ async def plan(db: Database, box: SecretBox, name: str) -> dict[str, Any]:
     for b in rows:
         needed |= vlans_of(b.desired)
     missing = sorted(needed - record.known_vlans)
-    batch = ChangeSet(vlans=tuple(VlanChange(v) for v in missing), ports=tuple(changes))
+    # as the pass sends it: every VLAN the ports use where creating is harmless
+    sent = sorted(needed) if dialect.vlan_create_idempotent else missing
+    batch = ChangeSet(vlans=tuple(VlanChange(v) for v in sent), ports=tuple(changes))
     problems: list[str] = []
     try:
         check(batch, record.policy, dialect)

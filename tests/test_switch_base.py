@@ -12,6 +12,7 @@ import pytest
 from drivers.switch.base import (
     ChangeSet,
     Dialect,
+    LldpNeighbor,
     Policy,
     PortChange,
     PortMode,
@@ -50,6 +51,12 @@ class Toy(Dialect):
 
     def parse_vlans(self, output: str) -> dict[int, VlanState]:
         return {}
+
+    def show_lldp_command(self) -> list[str]:
+        return []
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        return []
 
 
 POLICY = Policy.parse("100-199,300", r"swp([1-9]|[1-3][0-9]|4[0-8])")

@@ -10,6 +10,7 @@ is the one the test looks at; one test keeps the loop on and only waits for conv
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +32,8 @@ EOS = AristaEosDialect()
 
 @pytest.fixture(scope="module")
 def eos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSwitch]:
-    with lab_switch("arista_eos", tmp_path_factory.mktemp("fabric-eos")) as sw:
+    tmp = tmp_path_factory.mktemp("fabric-eos")
+    with lab_switch("arista_eos", tmp, "--lldp", str(tmp / "lldp.json")) as sw:
         yield sw
 
 
@@ -497,3 +499,60 @@ async def test_napalm_eos_switch_records_the_diff(tmp_path: Path) -> None:
             (ev,) = await f.events("leaf-api", kind="switch.apply")
             assert "switchport access vlan 125" in ev["data"]["diff"]
             assert f.on_switch("Ethernet5")["Ethernet5"][:2] == ("access", 125)
+
+
+async def test_lldp_cabling_check(fab: Fab) -> None:
+    """The switch's LLDP neighbours against the rack file's cabling: a NIC where the inventory
+    says, one heard on another port (recabled), a host nobody enrolled, a cabled NIC not heard."""
+    rack = f"""
+rack: r08
+switches:
+  - {{name: leaf8, driver: arista_eos, address: 127.0.0.1, port: {fab.lab.port},
+      username: {fab.lab.username}, password: {fab.lab.password}, allowed_vlans: "100-199",
+      quarantine_vlan: 199}}
+nodes:
+  - name: r08n01
+    unit: 1
+    bmc: {{driver: ipmi, address: 127.0.0.1, port: 6901, username: a, password: b}}
+    nics: [{{mac: "52:54:00:08:00:01", kind: ethernet, switch: leaf8, port: Ethernet21}}]
+  - name: r08n02
+    unit: 2
+    bmc: {{driver: ipmi, address: 127.0.0.1, port: 6902, username: a, password: b}}
+    nics: [{{mac: "52:54:00:08:00:02", kind: ethernet, switch: leaf8, port: Ethernet22}}]
+  - name: r08n03
+    unit: 3
+    bmc: {{driver: ipmi, address: 127.0.0.1, port: 6903, username: a, password: b}}
+    nics: [{{mac: "52:54:00:08:00:03", kind: ethernet, switch: leaf8, port: Ethernet23}}]
+"""
+    resp = await fab.client.post(
+        "/v1/racks/r08/enroll",
+        data=rack.encode(),
+        headers={"Authorization": f"Bearer {fab.token}", "Content-Type": "application/yaml"},
+    )
+    assert resp.status == 201, await resp.text()
+
+    def host(mac: str, name: str) -> dict[str, str]:
+        return {"chassis_id": mac, "port_id": mac, "system_name": name}
+
+    (fab.lab.log.parent / "lldp.json").write_text(
+        json.dumps(
+            {
+                "*": {
+                    "Ethernet21": host("52:54:00:08:00:01", "r08n01"),
+                    "Ethernet25": host("52:54:00:08:00:02", "r08n02"),  # recabled
+                    "Ethernet26": host("52:54:00:99:99:99", "stranger"),
+                }
+            }
+        )
+    )
+    status, out = await fab.call("GET", "/v1/switches/leaf8/lldp")
+    assert status == 200, out
+    got = {(r["port"], r["node"], r["recorded"], r["status"]) for r in out["cabling"]}
+    assert got == {
+        ("Ethernet21", "r08n01", "leaf8 Ethernet21", "match"),
+        ("Ethernet25", "r08n02", "leaf8 Ethernet22", "moved"),
+        ("Ethernet26", None, None, "unknown"),
+        ("Ethernet22", "r08n02", "leaf8 Ethernet22", "silent"),
+        ("Ethernet23", "r08n03", "leaf8 Ethernet23", "silent"),
+    }, out
+    assert out["counts"] == {"match": 1, "moved": 1, "unknown": 1, "silent": 2}

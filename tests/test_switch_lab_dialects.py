@@ -6,12 +6,14 @@ tests/test_lab_switch*.py; this file checks our render/parse/transport against t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
 from drivers.switch.base import (
     ChangeSet,
+    LldpNeighbor,
     Policy,
     PortChange,
     PortMode,
@@ -31,7 +33,8 @@ QUARANTINE = 199
 def lab(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LabSwitch]:
-    with lab_switch(request.param, tmp_path_factory.mktemp(request.param)) as sw:
+    tmp = tmp_path_factory.mktemp(request.param)
+    with lab_switch(request.param, tmp, "--lldp", str(tmp / "lldp.json")) as sw:
         yield sw
 
 
@@ -150,3 +153,32 @@ def _sessions(lab: LabSwitch) -> int:
     """Sessions opened and logins refused so far, from the lab's log."""
     text = lab.log.read_text(errors="replace")
     return text.count("opened") + text.count("refused")
+
+
+async def test_lldp_neighbours_read_back(lab: LabSwitch, driver: NetmikoDriver) -> None:
+    """What the switch hears: two cabled hosts (lldpd defaults: MAC chassis id, MAC port id)
+    and a switch uplink (ifname port id, a port description)."""
+    p5, p6, p7 = lab.port_name(5), lab.port_name(6), lab.port_name(7)
+    (lab.log.parent / "lldp.json").write_text(
+        json.dumps(
+            {
+                "*": {
+                    p5: {"chassis_id": "52:54:00:00:05:01", "port_id": "52:54:00:00:05:01",
+                         "system_name": "r05n01"},
+                    p6: {"chassis_id": "52:54:00:00:06:01", "port_id": "52:54:00:00:06:02",
+                         "system_name": "r05n02"},
+                    p7: {"chassis_id": "02:1c:73:aa:bb:cc", "port_id": "Ethernet49/1",
+                         "port_id_subtype": "ifname", "system_name": "spine1",
+                         "port_description": "to leaf"},
+                }
+            }
+        )
+    )  # fmt: skip
+    got = sorted(await driver.lldp_neighbors(lab.target()), key=lambda n: n.local_port)
+    want = [
+        LldpNeighbor(p5, "52:54:00:00:05:01", "52:54:00:00:05:01", "r05n01"),
+        LldpNeighbor(p6, "52:54:00:00:06:01", "52:54:00:00:06:02", "r05n02"),
+        LldpNeighbor(p7, "02:1c:73:aa:bb:cc", "Ethernet49/1", "spine1", "to leaf"),
+    ]
+    # MACs come back in the platform's own notation: normalised by the dialect to colon form
+    assert got == sorted(want, key=lambda n: n.local_port), got

@@ -112,10 +112,36 @@ class VlanState:
 
 @dataclass(frozen=True)
 class LldpNeighbor:
+    """What the switch hears on one of its ports (LLDP): the neighbour's chassis id and port id
+    as sent (a node running lldpd sends a MAC as chassis id and its interface name or MAC as
+    port id), its system name and port description when sent."""
+
     local_port: str
     chassis_id: str | None
     port_id: str | None
     system_name: str | None = None
+    port_description: str | None = None
+
+
+_MAC_FORMS = re.compile(
+    r"^(?:[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}"
+    r"|[0-9a-fA-F]{4}([.-])[0-9a-fA-F]{4}\2[0-9a-fA-F]{4}|[0-9a-fA-F]{12})$"
+)
+
+
+def lldp_id(text: str | None) -> str | None:
+    """An LLDP chassis or port id as provisiond compares them: a MAC in any vendor notation
+    (``5254.0000.0101``, ``5254-0000-0101``, ``52-54-00-00-01-01``, ``525400000101``) becomes
+    lowercase colon form; anything else (an interface name) is kept as sent, stripped."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    if _MAC_FORMS.match(text):
+        hexs = re.sub(r"[^0-9a-fA-F]", "", text).lower()
+        return ":".join(hexs[i : i + 2] for i in range(0, 12, 2))
+    return text
 
 
 @dataclass(frozen=True)
@@ -230,6 +256,14 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def parse_vlans(self, output: str) -> dict[int, VlanState]: ...
 
+    @abc.abstractmethod
+    def show_lldp_command(self) -> list[str]:
+        """Commands whose output parse_lldp reads (every port's neighbours)."""
+
+    @abc.abstractmethod
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        """The neighbours from the show output, one per (local port, neighbour). Pure."""
+
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
     # output that means "try the save/commit again" (Junos: configuration database locked)
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = ()
@@ -248,6 +282,10 @@ class Dialect(abc.ABC):
             for line in output.splitlines()
             if any(p.search(line) for p in self.error_patterns)
         ]
+
+
+# no allow-list: every VLAN (a driver called without a switch's policy)
+ANY_VLAN = Policy(frozenset(range(VLAN_MIN, VLAN_MAX + 1)))
 
 
 def check(changes: ChangeSet, policy: Policy, dialect: Dialect) -> None:

@@ -42,7 +42,6 @@ know happened, and never let a napalm or pyeapi exception past its methods.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import ssl
@@ -51,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.switch.base import (
+    ANY_VLAN,
     ApplyResult,
     ChangeSet,
     Dialect,
@@ -62,13 +62,9 @@ from drivers.switch.base import (
     SwitchTarget,
     VlanState,
     check,
-    parse_vlan_ranges,
 )
 from drivers.switch.dialects import dialect as dialect_of
-from provisiond.blocking import BlockingRunner
-from provisiond.errors import DeadlineExceeded
-
-ANY_VLAN = Policy(parse_vlan_ranges("1-4094"))
+from drivers.switch.sessions import SwitchSessions
 
 
 @dataclass(frozen=True)
@@ -110,8 +106,9 @@ class NapalmDriver(SwitchDriver):
             raise ValueError(f"napalm transport must be http or https, got {self.transport!r}")
         self.verify_tls = bool(o.get("verify_tls", True))
         self.ca_file = str(o["ca_file"]) if o.get("ca_file") else None
-        self._runner = BlockingRunner(max_workers=int(o.get("sessions", 16)), name="napalm")
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._sessions = SwitchSessions(
+            workers=int(o.get("sessions", 16)), timeout=self.session_timeout, name="napalm"
+        )
         self._classes: dict[str, type[Any]] = {}
 
     # ------------------------------------------------------------------ the contract
@@ -159,31 +156,19 @@ class NapalmDriver(SwitchDriver):
         return d.parse_vlans(out)
 
     async def lldp_neighbors(self, target: SwitchTarget) -> list[LldpNeighbor]:
-        raise SwitchError(
-            f"switch {target.name}: reading LLDP neighbours from the switch is not implemented "
-            "yet (nodes report their neighbours through the inspection agent)"
+        platform, d = _platform(target)
+        out: str = await self._session(
+            target, "read LLDP", self._show_sync, platform, d, d.show_lldp_command()
         )
+        return d.parse_lldp(out)
 
     async def close(self) -> None:
-        self._runner.close()
+        self._sessions.close()
 
     # ------------------------------------------------------------------ sessions
 
-    def _lock(self, target: SwitchTarget) -> asyncio.Lock:
-        return self._locks.setdefault(target.key, asyncio.Lock())
-
     async def _session(self, target: SwitchTarget, what: str, fn: Any, *args: Any) -> Any:
-        async with self._lock(target):  # one session per switch at a time
-            try:
-                return await self._runner.call(
-                    fn, target, *args, seconds=self.session_timeout, what=f"{target.name} {what}"
-                )
-            except DeadlineExceeded as exc:
-                raise SwitchError(
-                    f"switch {target.name} ({target.key}): {what}: no answer within "
-                    f"{self.session_timeout:g}s",
-                    transient=True,
-                ) from exc
+        return await self._sessions.run(target, what, fn, *args)
 
     # ------------------------------------------------------------------ in the session thread
 

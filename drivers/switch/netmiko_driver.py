@@ -26,7 +26,6 @@ logins never; a session the switch closes is noticed at once (the channel is wat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import select
@@ -35,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from drivers.switch.base import (
+    ANY_VLAN,
     ApplyResult,
     ChangeSet,
     Dialect,
@@ -46,13 +46,10 @@ from drivers.switch.base import (
     SwitchTarget,
     VlanState,
     check,
-    parse_vlan_ranges,
 )
 from drivers.switch.dialects import dialect as dialect_of
-from provisiond.blocking import BlockingRunner
-from provisiond.errors import DeadlineExceeded
+from drivers.switch.sessions import SwitchSessions
 
-ANY_VLAN = Policy(parse_vlan_ranges("1-4094"))
 # between reads of a channel that cannot be waited on (not paramiko)
 POLL_SECONDS = 0.01
 
@@ -69,24 +66,12 @@ class NetmikoDriver(SwitchDriver):
         self.save_tries = int(o.get("save_tries", 5))
         self.save_retry_delay = float(o.get("save_retry_delay", 2.0))
         self.pipeline = max(1, int(o.get("pipeline", 16)))
-        self._runner = BlockingRunner(max_workers=int(o.get("sessions", 16)), name="switch")
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def _lock(self, target: SwitchTarget) -> asyncio.Lock:
-        return self._locks.setdefault(target.key, asyncio.Lock())
+        self._sessions = SwitchSessions(
+            workers=int(o.get("sessions", 16)), timeout=self.session_timeout, name="switch"
+        )
 
     async def _session(self, target: SwitchTarget, what: str, fn: Any, *args: Any) -> Any:
-        async with self._lock(target):  # one session per switch at a time
-            try:
-                return await self._runner.call(
-                    fn, target, *args, seconds=self.session_timeout, what=f"{target.name} {what}"
-                )
-            except DeadlineExceeded as exc:
-                raise SwitchError(
-                    f"switch {target.name} ({target.key}): {what}: no answer within "
-                    f"{self.session_timeout:g}s",
-                    transient=True,
-                ) from exc
+        return await self._sessions.run(target, what, fn, *args)
 
     # ------------------------------------------------------------------ the contract
 
@@ -130,13 +115,13 @@ class NetmikoDriver(SwitchDriver):
         return d.parse_vlans(out)
 
     async def lldp_neighbors(self, target: SwitchTarget) -> list[LldpNeighbor]:
-        raise SwitchError(
-            f"switch {target.name}: reading LLDP neighbours from the switch is not implemented "
-            "yet (nodes report their neighbours through the inspection agent)"
-        )
+        d = dialect_of(target.driver)
+        out = await self._session(target, "read LLDP", self._show_sync, d,
+                                  d.show_lldp_command())  # fmt: skip
+        return d.parse_lldp(out)
 
     async def close(self) -> None:
-        self._runner.close()
+        self._sessions.close()
 
     # ------------------------------------------------------------------ in the session thread
 

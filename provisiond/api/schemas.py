@@ -389,3 +389,12 @@ class NodeNetworkOut(_Out):
     node: str
     ports: list[PortBindingOut]
     skipped: list[dict[str, Any]]
+
+
+class CablingOut(_Out):
+    switch: str
+    cabling: list[dict[str, Any]] = Field(
+        description="per port: neighbor, node, mac, recorded, status (match | moved | "
+        "unrecorded | unknown | silent)"
+    )
+    counts: dict[str, int]

@@ -113,6 +113,10 @@ async def switch_drift(call: Call) -> web.StreamResponse:
     return _json(res.as_dict())
 
 
+async def switch_lldp(call: Call) -> web.StreamResponse:
+    return _json(await _reconciler(call).cabling(call.match("switch")))
+
+
 async def switch_events(call: Call) -> web.StreamResponse:
     q: sc.EventListQuery = call.query
     async with call.services.db.read() as s:
@@ -208,6 +212,9 @@ def switch_routes() -> list[Route]:
               "switches", STAFF, query=sc.SwitchApplyQuery, response=sc.PassOut, path_params=p),
         Route("POST", "/v1/switches/{switch}/drift", switch_drift, "Check for drift now",
               "switches", STAFF, response=sc.DriftOut, path_params=p),
+        Route("GET", "/v1/switches/{switch}/lldp", switch_lldp,
+              "LLDP neighbours checked against the inventory's cabling", "switches", STAFF,
+              response=sc.CablingOut, path_params=p),
         Route("GET", "/v1/switches/{switch}/events", switch_events, "A switch's history",
               "switches", STAFF, query=sc.EventListQuery, response=sc.EventList, path_params=p),
         Route(

@@ -22,7 +22,9 @@ other way round.
 
 Answers, as EOS gives them as far as pyeapi and napalm's eos driver use them: ``format: json``
 gives a JSON model for ``show version``, ``show hostname``, ``show configuration sessions
-[detail]`` and ``{}`` for configuration commands (with ``warnings``/``messages`` when the CLI
+[detail]``, ``show lldp neighbors detail`` (the CLI's own, eos.py ``lldp_model``; the text
+format of ``show lldp neighbors detail | json`` is that model as the CLI prints it) and ``{}``
+for configuration commands (with ``warnings``/``messages`` when the CLI
 printed any); any other show command asked for JSON fails as "unconverted command" (code 1003).
 ``format: text`` gives ``{"output": TEXT}``. The first command that fails ends the request with a
 JSON-RPC error: code 1002 ("invalid command": ``% Invalid input``, ``% Incomplete command``,
@@ -392,6 +394,8 @@ class EapiCli:
             text = self._cli("show hostname")
             host = self.running.hostname
             return text, {"hostname": host, "fqdn": host}
+        if EosCli.is_lldp_detail(args):
+            return self._cli("show " + " ".join(args)), self.cli.lldp_model()
         return None
 
     def _show_session_config(self, args: list[str]) -> str:

@@ -152,6 +152,83 @@ class FaultSource:
         return self.faults
 
 
+# --------------------------------------------------------------------------- LLDP
+
+
+@dataclass(frozen=True)
+class LabNeighbor:
+    """An LLDP neighbour a lab switch hears on one port: what lldpd on a Linux host sends by
+    default (chassis id: the MAC of its first interface, subtype "mac"; port id: the interface's
+    MAC, subtype "mac", or its name, subtype "ifname"; system name: the host name)."""
+
+    chassis_id: str
+    port_id: str
+    system_name: str | None = None
+    port_description: str | None = None
+    chassis_id_subtype: str = "mac"  # mac | local
+    port_id_subtype: str = "mac"  # mac | ifname | local
+    ttl: int = 120
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> LabNeighbor:
+        unknown = set(raw) - {
+            "chassis_id", "port_id", "system_name", "port_description", "chassis_id_subtype",
+            "port_id_subtype", "ttl",
+        }  # fmt: skip
+        if unknown:
+            raise ValueError(f"unknown LLDP field(s): {', '.join(sorted(unknown))}")
+        for key in ("chassis_id", "port_id"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise ValueError(f"{key} must be a non-empty string")
+        return cls(**{k: raw[k] for k in raw})
+
+
+class LldpSource:
+    """The neighbours of one lab switch, from a JSON file re-read when it changes:
+    ``{"*" | "TCPPORT": {"PORT": {"chassis_id": ..., "port_id": ..., "system_name": ...} |
+    [...]}}`` (``*``: every switch reading the file; a TCP port: the switch on it). A port may
+    have a list of neighbours. Bad content is logged and the neighbours stay as they were."""
+
+    def __init__(self, tcp_port: int, path: Path | None) -> None:
+        self.tcp_port = tcp_port
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self.neighbors: dict[str, list[LabNeighbor]] = {}
+
+    def current(self, ports: list[str]) -> dict[str, list[LabNeighbor]]:
+        if self.path is None:
+            return self.neighbors
+        try:
+            st = self.path.stat()
+            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            key = None
+        if key == self._seen:
+            return self.neighbors
+        self._seen = key
+        try:
+            data = json.loads(self.path.read_text()) if key is not None else {}
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object of '*' or TCPPORT -> ports")
+            merged: dict[str, list[LabNeighbor]] = {}
+            for k in ("*", str(self.tcp_port)):
+                entry = data.get(k, {})
+                if not isinstance(entry, dict):
+                    raise ValueError(f"{k!r}: expected an object of PORT -> neighbour(s)")
+                for port, raw in entry.items():
+                    if port not in ports:
+                        raise ValueError(f"{k!r}: no port {port!r} on this switch")
+                    items = raw if isinstance(raw, list) else [raw]
+                    merged[port] = [LabNeighbor.parse(item) for item in items]
+            self.neighbors = merged
+            log.info("lab switch %d: LLDP neighbours from %s: %d port(s)", self.tcp_port,
+                     self.path, len(merged))  # fmt: skip
+        except (OSError, ValueError, TypeError) as exc:
+            log.error("lab switch %d: %s: %s (LLDP neighbours unchanged)", self.tcp_port,
+                      self.path, exc)  # fmt: skip
+        return self.neighbors
+
+
 # --------------------------------------------------------------------------- the terminal
 
 
@@ -232,6 +309,7 @@ class LabSwitch:
         username: str,
         password: str,
         faults: FaultSource,
+        lldp: LldpSource | None = None,
     ) -> None:
         if not 1 <= ports <= MAX_PORTS:
             raise ValueError(f"--ports must be 1..{MAX_PORTS}, got {ports}")
@@ -240,12 +318,18 @@ class LabSwitch:
         self.username = username
         self.password = password
         self.faults = faults
+        self._lldp = lldp or LldpSource(port, None)
         self.port_names = dialect.port_names(ports)
         self.running: Any = dialect.initial_config(self.port_names)
         self.saved: Any = copy.deepcopy(self.running)
         self.pending: Any = copy.deepcopy(self.running)
         self.rev = 1
         self.sessions = 0
+
+    def lldp_neighbors(self) -> dict[str, list[LabNeighbor]]:
+        """Port name -> the LLDP neighbours heard on it (``--lldp FILE``), for the dialects'
+        ``show lldp ...`` renderers."""
+        return self._lldp.current(self.port_names)
 
     def check_login(self, username: str, password: str) -> bool:
         if self.faults.current().auth_fail:
@@ -442,6 +526,7 @@ def build_switches(
     ports: int,
     control: Path | None,
     faults: list[str],
+    lldp: Path | None = None,
 ) -> list[LabSwitch]:
     """``count`` lab switches of ``dialect`` on TCP ports ``port`` .. ``port + count - 1``;
     ValueError for a bad argument."""
@@ -461,6 +546,7 @@ def build_switches(
             username=username or cls.default_username,
             password=password or cls.default_password,
             faults=FaultSource(port + i, flags, control),
+            lldp=LldpSource(port + i, lldp),
         )
         for i in range(count)
     ]
@@ -478,6 +564,7 @@ def run(
     faults: list[str],
     count: int = 1,
     eapi_port: int | None = None,
+    lldp: Path | None = None,
 ) -> int:
     """`provisiond lab switch`: serve ``count`` switches until SIGTERM/SIGINT (EOS: with
     their eAPI on ``eapi_port`` + i when given, provisiond/lab/eapi.py)."""
@@ -498,6 +585,7 @@ def run(
             ports=ports,
             control=control,
             faults=faults,
+            lldp=lldp,
         )
     except ValueError as exc:
         print(f"provisiond lab switch: {exc}", file=sys.stderr)

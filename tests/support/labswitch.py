@@ -97,7 +97,7 @@ class LabSwitch:
 def lab_switch(dialect: str, tmp: Path, *extra: str, count: int = 1) -> Iterator[LabSwitch]:
     """``count`` lab switches of ``dialect`` in one subprocess, stopped (by process group) on
     exit. Their login: the dialect's default username, password ``lab-secret``."""
-    port = free_port() if count == 1 else _free_range(count)
+    port = free_port() if count == 1 else free_port_range(count)
     username = cli_class(dialect).default_username
     control = tmp / f"{dialect}-{port}-control.json"
     log = tmp / f"{dialect}-{port}.log"
@@ -124,7 +124,7 @@ def lab_switch(dialect: str, tmp: Path, *extra: str, count: int = 1) -> Iterator
         stop_group(proc)
 
 
-def _free_range(count: int, tries: int = 50) -> int:
+def free_port_range(count: int, tries: int = 50) -> int:
     """A first port P such that P..P+count-1 are all free on 127.0.0.1 right now."""
     import socket
 

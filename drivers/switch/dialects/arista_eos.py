@@ -24,25 +24,45 @@ only. ``no switchport`` (a routed port) gives mode ``None``.
 Reading VLANs: ``show vlan`` (``VLAN  Name  Status  Ports`` table; continuation lines of the
 ports column start with blanks and are skipped).
 
+Reading LLDP: ``show lldp neighbors detail | json``, the same command on EOS and NX-OS (each
+prints its own JSON model of the detail table). On EOS ``| json`` works over SSH and through
+eAPI's text format alike (Ansible's arista.eos eAPI plugin relies on it with ``show hostname |
+json``), so the netmiko and napalm transports send the same line. EOS's model:
+``lldpNeighbors`` maps every interface by its full name (``Ethernet5``, ``Management1``) to
+``lldpNeighborInfo``, a list (empty when nothing is heard) of neighbours with
+``chassisIdType``/``chassisId`` (a MAC in EOS's dotted notation, ``5254.0000.0501``),
+``systemName`` and ``neighborInterfaceInfo``: ``interfaceIdType`` (``macAddress``,
+``interfaceName``, ...), ``interfaceId`` and ``interfaceDescription``. EOS keeps the double
+quotes of a name-type ``interfaceId`` in the string (its value is the 11 characters
+``"Ethernet1"``, as the text output shows it); newer releases add ``interfaceId_v2`` without
+them, which is preferred. Fields a neighbour did not send are absent or empty: ``None``. Every
+neighbour is returned, also those heard on ports outside ``port_pattern`` (``Management1``),
+under EOS's own name. Unverified: the type names EOS uses for locally assigned ids (recorded
+outputs show only ``macAddress`` and ``interfaceName``); the parser does not depend on them.
+
 ``SwitchportDialect`` is shared with Cisco NX-OS (cisco_nxos.py), whose syntax is the same.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from drivers.switch.base import (
     VLAN_MAX,
     VLAN_MIN,
     ChangeSet,
     Dialect,
+    LldpNeighbor,
     PortChange,
     PortMode,
     PortState,
+    SwitchError,
     VlanState,
     format_vlan_ranges,
+    lldp_id,
     parse_vlan_ranges,
 )
 
@@ -68,6 +88,40 @@ def interface_blocks(output: str) -> dict[str, list[str]]:
         m = _INTERFACE.match(line)
         current = blocks.setdefault(m.group(1), []) if m else None
     return blocks
+
+
+def json_output(output: str) -> dict[str, Any]:
+    """The JSON object a ``| json`` show printed; ``{}`` for no output at all. Anything else is
+    a SwitchError: an LLDP read must not pass off output it cannot read as "no neighbours"."""
+    text = output.strip()
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        # whatever the session left around the document (a stray banner line): the outermost {}
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            doc = json.loads(text[start : end + 1]) if 0 <= start < end else None
+        except ValueError:
+            doc = None
+    if not isinstance(doc, dict):
+        raise SwitchError(f"the switch's JSON output could not be read: {text[:120]!r}")
+    return doc
+
+
+def lldp_text(value: Any) -> str | None:
+    """A text field of an LLDP JSON model: None when absent, empty, or what a platform prints
+    for a TLV that was not sent (``null``, ``not advertised``); surrounding double quotes (EOS's
+    interface names) removed."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    if not text or text.lower() in ("null", "not advertised"):
+        return None
+    return text
 
 
 def vlan_list(text: str) -> set[int]:
@@ -216,6 +270,10 @@ class SwitchportDialect(Dialect):
                 vlans[int(m.group(1))] = VlanState(int(m.group(1)), m.group(2))
         return vlans
 
+    def show_lldp_command(self) -> list[str]:
+        # both platforms print their own JSON model of the detail table (parse_lldp per dialect)
+        return ["show lldp neighbors detail | json"]
+
 
 class AristaEosDialect(SwitchportDialect):
     name = "arista_eos"
@@ -241,3 +299,29 @@ class AristaEosDialect(SwitchportDialect):
 
     def show_vlans_command(self) -> str:
         return "show vlan"
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        interfaces = json_output(output).get("lldpNeighbors")
+        if not isinstance(interfaces, dict):
+            return []
+        found: list[LldpNeighbor] = []
+        for port, entry in interfaces.items():
+            heard = entry.get("lldpNeighborInfo") if isinstance(entry, dict) else None
+            for info in heard if isinstance(heard, list) else ():
+                if not isinstance(info, dict):
+                    continue
+                iface = info.get("neighborInterfaceInfo")
+                iface = iface if isinstance(iface, dict) else {}
+                port_id = lldp_text(iface.get("interfaceId_v2")) or lldp_text(
+                    iface.get("interfaceId")
+                )
+                found.append(
+                    LldpNeighbor(
+                        str(port),
+                        lldp_id(lldp_text(info.get("chassisId"))),
+                        lldp_id(port_id),
+                        lldp_text(info.get("systemName")),
+                        lldp_text(iface.get("interfaceDescription")),
+                    )
+                )
+        return found

@@ -18,6 +18,18 @@ Nexus 9000 is 1500 or 9216 only (anything else is refused by the switch, and err
 
 Reading VLANs: ``show vlan brief``.
 
+Reading LLDP: ``show lldp neighbors detail | json`` (the command is SwitchportDialect's). NX-OS's
+model: ``TABLE_nbor_detail`` / ``ROW_nbor_detail``, the row a list of neighbours, or one object
+when there is a single one (NX-OS's usual table shape; the table itself may also come as a
+list). Per row: ``l_port_id`` (the local port, abbreviated: ``Eth1/5``, expanded to
+``Ethernet1/5``; ``mgmt0`` kept as is), ``chassis_type``/``chassis_id`` (a MAC in dotted
+notation, ``5254.0000.0501``), ``port_type``/``port_id`` (``Interface Name``, ``Mac Address``,
+...), ``port_desc`` and ``sys_name``; a TLV the neighbour did not send reads ``null`` or ``not
+advertised``: ``None``. ``ttl`` and the counters are numbers on recent releases and strings on
+older ones (not read). Recorded outputs (Nexus 9000, 9.3 and 10.3) show these keys; what NX-OS
+prints for the command when nothing is heard at all is not known here: no output gives no
+neighbours, and a model without the table too.
+
 Errors: NX-OS puts a caret line under the offending word, then ``% Invalid command at '^'
 marker.`` (or ``Incomplete``, ``Invalid number, range is (LO:HI)``); a port that does not exist
 answers ``Invalid range at '^' marker.`` without the ``%``; refused settings start with
@@ -29,8 +41,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from drivers.switch.dialects.arista_eos import SwitchportDialect
+from drivers.switch.base import LldpNeighbor, lldp_id
+from drivers.switch.dialects.arista_eos import SwitchportDialect, json_output, lldp_text
+
+# "Eth1/5", "Eth101/1/10" (FEX), "Ethernet1/5": the local port as NX-OS's LLDP tables print it
+_LLDP_LOCAL = re.compile(r"^Eth(?:ernet)?(\d+(?:/\d+){1,2})$", re.IGNORECASE)
 
 
 class CiscoNxosDialect(SwitchportDialect):
@@ -61,3 +78,34 @@ class CiscoNxosDialect(SwitchportDialect):
 
     def show_vlans_command(self) -> str:
         return "show vlan brief"
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        found: list[LldpNeighbor] = []
+        for row in _rows(json_output(output), "TABLE_nbor_detail", "ROW_nbor_detail"):
+            local = lldp_text(row.get("l_port_id"))
+            if local is None:
+                continue
+            m = _LLDP_LOCAL.match(local)
+            found.append(
+                LldpNeighbor(
+                    f"Ethernet{m.group(1)}" if m else local,
+                    lldp_id(lldp_text(row.get("chassis_id"))),
+                    lldp_id(lldp_text(row.get("port_id"))),
+                    lldp_text(row.get("sys_name")),
+                    lldp_text(row.get("port_desc")),
+                )
+            )
+        return found
+
+
+def _rows(doc: dict[str, Any], table: str, row: str) -> list[dict[str, Any]]:
+    """The rows of an NX-OS JSON table: ``{TABLE: {ROW: [..] | {..}}}``, the table possibly a
+    list of such objects; anything else contributes nothing."""
+    tables = doc.get(table)
+    out: list[dict[str, Any]] = []
+    for t in tables if isinstance(tables, list) else [tables]:
+        rows = t.get(row) if isinstance(t, dict) else None
+        for r in rows if isinstance(rows, list) else [rows]:
+            if isinstance(r, dict):
+                out.append(r)
+    return out

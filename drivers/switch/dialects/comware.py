@@ -23,6 +23,17 @@ permits VLAN 1 (``undo port trunk permit vlan 1`` removes it), PVID 1, not shut 
 and description ``None``. ``port link-mode route`` and hybrid ports give mode ``None``.
 
 Reading VLANs: ``display vlan all`` (one ``VLAN ID: N`` ... ``Name: X`` block per VLAN).
+
+LLDP: ``display lldp neighbor-information verbose`` (Comware 7 has no structured output over the
+CLI). Each port with neighbours starts ``LLDP neighbor-information of port N[IFNAME]:`` (the full
+interface name), then ``LLDP agent nearest-bridge:`` (or another agent), then one block per
+neighbour from `` LLDP neighbor index : N`` with ``Key : value`` lines: ``Chassis ID`` and
+``Port ID`` (MACs in Comware's ``5254-0000-0501`` notation, normalised by ``lldp_id``), ``Port
+description``, ``System name``; a TLV the neighbour did not send has no line. Continuation lines of
+a long ``System description`` carry no key and are skipped. Verified against recorded outputs
+(ntc-templates' hp_comware verbose capture, an MSR 7.1.064 capture); how a second neighbour on the
+same port is laid out (a new index line under the same header, or a repeated header) is not, and
+either is read.
 """
 
 from __future__ import annotations
@@ -35,10 +46,12 @@ from drivers.switch.base import (
     VLAN_MIN,
     ChangeSet,
     Dialect,
+    LldpNeighbor,
     PortChange,
     PortMode,
     PortState,
     VlanState,
+    lldp_id,
 )
 
 _TYPES = (
@@ -54,6 +67,16 @@ _TYPES = (
 )
 _TYPE_RE = "|".join(re.escape(t) for t in sorted(_TYPES, key=len, reverse=True))
 _INTERFACE = re.compile(r"^interface\s+(\S+)\s*$")
+# `LLDP neighbor-information of port 1[GigabitEthernet1/0/1]:`
+_LLDP_PORT = re.compile(r"^LLDP neighbor-information of port \d+\[(\S+)\]:\s*$")
+# ` Chassis ID          : 5254-0000-0501` (one space of indent, the key padded to a column)
+_LLDP_FIELD = re.compile(r"^ (\S(?:.*?\S)?)\s*:(?: (.*))?$")
+_LLDP_KEYS = {
+    "Chassis ID": "chassis_id",
+    "Port ID": "port_id",
+    "System name": "system_name",
+    "Port description": "port_description",
+}
 _PERMIT_CHUNK = 10
 
 
@@ -257,3 +280,44 @@ class ComwareDialect(Dialect):
             elif key == "Name" and current is not None:
                 vlans[current] = VlanState(current, value or None)
         return vlans
+
+    # ------------------------------------------------------------------ LLDP
+
+    def show_lldp_command(self) -> list[str]:
+        return ["display lldp neighbor-information verbose"]
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        out: list[LldpNeighbor] = []
+        port: str | None = None
+        fields: dict[str, str] | None = None
+
+        def flush() -> None:
+            if port is not None and fields is not None:
+                out.append(
+                    LldpNeighbor(
+                        local_port=port,
+                        chassis_id=lldp_id(fields.get("chassis_id")),
+                        port_id=lldp_id(fields.get("port_id")),
+                        system_name=fields.get("system_name") or None,
+                        port_description=fields.get("port_description") or None,
+                    )
+                )
+
+        for raw in output.splitlines():
+            line = raw.rstrip()
+            header = _LLDP_PORT.match(line)
+            if header is not None:
+                flush()
+                port, fields = header.group(1), None
+                continue
+            m = _LLDP_FIELD.match(line)
+            if m is None or port is None:
+                continue
+            key, value = m.group(1), (m.group(2) or "").strip()
+            if key == "LLDP neighbor index":
+                flush()
+                fields = {}
+            elif fields is not None and key in _LLDP_KEYS:
+                fields[_LLDP_KEYS[key]] = value
+        flush()
+        return out

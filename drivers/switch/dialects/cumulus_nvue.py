@@ -23,6 +23,23 @@ Reading back: ``nv config show -o json`` is the applied configuration (a JSON li
 document, then a ``set`` document holding the whole tree); one command for every port, no
 delimiting needed. VLANs: ``nv show bridge domain br_default vlan -o json`` (an object keyed by
 VLAN id or range). ``parse_*`` accept either shape.
+
+LLDP: Cumulus Linux runs lldpd natively. NVUE's neighbour data is per interface (``nv show interface
+<if> lldp neighbor [-o json]``); for all ports at once it has the ``nv show interface lldp`` table
+(no chassis id), and whether the bulk ``nv show interface -o json`` carries each interface's
+``lldp`` subtree could not be verified. So the read asks lldpd itself, every port at once: ``sudo -n
+lldpctl -f json0`` (read by dialects/lldpd.py). lldpd's control socket is ``root:_lldpd`` mode 0770
+(lldpd.c), so the ``cumulus`` login needs sudo for it, as NVIDIA's documentation shows (``sudo
+lldpcli show neighbors``); the switch needs a password-less rule for it, e.g. ``cumulus ALL=(root)
+NOPASSWD: /usr/sbin/lldpctl`` in /etc/sudoers.d. ``-n`` makes sudo answer ``sudo: a password is
+required`` instead of waiting at a password prompt without one. ``json0`` rather than ``json``:
+third-party tools record the ``json0`` shape from Cumulus's ``lldpctl -f json`` (a build with
+``--enable-json0``, unverified here); ``-f json0`` prints that one shape on any lldpd since 0.9.8,
+and the parser reads both anyway. Neighbours heard on ``eth0`` (management) are returned under that
+name like the others.
+
+Error patterns start at a line's start (after blanks): ``nv config show -o json`` and
+lldpctl's JSON quote descriptions and neighbour texts, which may say "Invalid" or "Error:".
 """
 
 from __future__ import annotations
@@ -36,6 +53,7 @@ from typing import Any, ClassVar
 from drivers.switch.base import (
     ChangeSet,
     Dialect,
+    LldpNeighbor,
     PortChange,
     PortMode,
     PortState,
@@ -43,6 +61,7 @@ from drivers.switch.base import (
     format_vlan_ranges,
     parse_vlan_ranges,
 )
+from drivers.switch.dialects.lldpd import ERROR_PATTERNS, parse_lldpctl_json
 
 BRIDGE = "br_default"
 
@@ -110,13 +129,21 @@ class CumulusNvueDialect(Dialect):
     # another apply in progress: the transport retries apply/save a bounded number of times
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (re.compile(r"(?i)config is locked"),)
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
-        re.compile(r"Error:"),
-        re.compile(r"Invalid"),
-        re.compile(r"Config invalid at"),
-        re.compile(r"command not found"),
-        re.compile(r"is not a physical interface"),
-        re.compile(r"Failure during apply"),
-        re.compile(r"Unable to restart services"),
+        *(
+            re.compile(r"^\s*" + p)
+            for p in (
+                r"Error:",
+                r"Invalid",  # Invalid config [rev_id: N]
+                r"Config invalid at",
+                r"Failure during apply",
+                r"Unable to restart services",
+                r"-?bash: ",
+                r"sudo: ",  # sudo -n: "a password is required"; "lldpctl: command not found"
+            )
+        ),
+        re.compile(r"command not found\s*$"),
+        re.compile(r"is not a physical interface\.?\s*$"),
+        *ERROR_PATTERNS,  # lldpctl's own
     )
 
     # ------------------------------------------------------------------ render
@@ -241,3 +268,9 @@ class CumulusNvueDialect(Dialect):
             domain = _as_dict(_as_dict(_as_dict(tree.get("bridge")).get("domain")).get(BRIDGE))
             data = domain.get("vlan")
         return {v: VlanState(v) for v in _vlan_keys(data)}
+
+    def show_lldp_command(self) -> list[str]:
+        return ["sudo -n lldpctl -f json0"]
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        return parse_lldpctl_json(output)

@@ -32,6 +32,21 @@ access VLAN 1, no tagged VLANs, shutdown/MTU/description unknown (``None``; OS10
 
 Reading VLANs: ``show vlan``; columns are located from its ``NUM Status Description Q Ports``
 header line, continuation lines (ports only) are skipped.
+
+Reading LLDP: ``show lldp neighbors detail`` (OS10 has no JSON output; its structured form,
+``| display-xml``, is a whole interface model per port, far larger than the text). One block per
+neighbour, ``Key: value`` lines at column 0, each block ended by a line of dashes:
+``Remote Chassis ID Subtype: Mac address (4)``, ``Remote Chassis ID: 52:54:00:00:05:01``
+(OS10 prints MACs in lowercase colon form), ``Remote Port Subtype: Mac address (3)`` /
+``Interface name (5)`` / ``Locally assigned (7)``, ``Remote Port ID``, ``Remote Port
+Description``, ``Local Port ID: ethernet1/1/5`` (the dialect's own port naming), then the
+neighbour index, TTL and ages, ``Remote System Name``, ``Remote System Desc`` (which may run
+over several lines) and the 802.3 TLVs. A TLV the neighbour did not send reads ``Not
+Advertised``: ``None``. The first line of each key in a block is taken (a wrapped system
+description cannot override one), and a block also starts at a ``Remote Chassis ID Subtype``
+line, so blocks without their dash line are still told apart. The layout comes from outputs
+recorded by others' tools and tests (no Dell document with a full example was at hand); a
+block with no ``Local Port ID`` is skipped.
 """
 
 from __future__ import annotations
@@ -44,16 +59,27 @@ from drivers.switch.base import (
     VLAN_MIN,
     ChangeSet,
     Dialect,
+    LldpNeighbor,
     PortChange,
     PortMode,
     PortState,
     VlanState,
     format_vlan_ranges,
+    lldp_id,
     parse_vlan_ranges,
 )
 
 _INTERFACE = re.compile(r"^interface\s+(\S+)\s*$")
 _VLAN_NUM = re.compile(r"^[\s*@MRPCIS]*?\s*(\d{1,4})\s")
+_LLDP_FIELD = re.compile(r"^(Remote [A-Za-z ]+?|Local Port ID)\s*:\s?(.*)$")
+_LLDP_END = re.compile(r"^-{20,}\s*$")
+_LLDP_KEYS = {
+    "Remote Chassis ID": "chassis_id",
+    "Remote Port ID": "port_id",
+    "Remote Port Description": "port_description",
+    "Local Port ID": "local_port",
+    "Remote System Name": "system_name",
+}
 
 
 def _interface_blocks(output: str) -> dict[str, list[str]]:
@@ -247,3 +273,49 @@ class DellOs10Dialect(Dialect):
             desc = line[desc_at:q_at].strip() if len(line) > desc_at else ""
             vlans[int(m.group(1))] = VlanState(int(m.group(1)), desc or None)
         return vlans
+
+    def show_lldp_command(self) -> list[str]:
+        return ["show lldp neighbors detail"]
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        found: list[LldpNeighbor] = []
+        block: dict[str, str] = {}
+
+        def close() -> None:
+            local = _lldp_value(block.get("local_port"))
+            if local is not None:
+                found.append(
+                    LldpNeighbor(
+                        local,
+                        lldp_id(_lldp_value(block.get("chassis_id"))),
+                        lldp_id(_lldp_value(block.get("port_id"))),
+                        _lldp_value(block.get("system_name")),
+                        _lldp_value(block.get("port_description")),
+                    )
+                )
+            block.clear()
+
+        for raw in output.splitlines():
+            line = raw.rstrip()
+            if _LLDP_END.match(line.strip()):
+                close()
+                continue
+            m = _LLDP_FIELD.match(line)
+            if m is None:
+                continue
+            key = m.group(1).strip()
+            if key == "Remote Chassis ID Subtype" and block:
+                close()  # a new neighbour without the dash line before it
+            field = _LLDP_KEYS.get(key)
+            if field is not None and field not in block:
+                block[field] = m.group(2)
+        close()
+        return found
+
+
+def _lldp_value(text: str | None) -> str | None:
+    """An LLDP field as OS10 prints it: None when absent, empty or ``Not Advertised``."""
+    if text is None:
+        return None
+    text = text.strip()
+    return None if not text or text.lower() == "not advertised" else text

@@ -54,6 +54,18 @@ runningconfiguration ports`` (the ``mode`` field, above). The transport concaten
 outputs; ``parse_ports`` finds each table by its header and the JSON by its ``{``, so order and
 extra blank lines do not matter.
 
+LLDP: lldpd runs in the ``lldp`` container; the host's ``/usr/bin/lldpctl`` is sonic-buildimage's
+wrapper ``docker exec -i[t] lldp lldpctl "$@"`` (dockers/docker-lldp/base_image_files), and
+SONiC's /etc/sudoers lets every user run it password-less (``ALL ALL=NOPASSWD: READ_ONLY_CMDS``,
+which lists ``/usr/bin/lldpctl`` and ``/usr/local/bin/lldpshow``). Without sudo it needs the
+``docker`` group (the default ``admin`` has it; a provisioning login need not). ``show lldp
+table`` (``sudo lldpshow``) leaves out the chassis id, and ``show lldp neighbors`` (``sudo
+lldpshow -d``) is lldpctl's text, so the read is ``sudo -n lldpctl -f json0`` (lldpd's regular
+JSON, read by dialects/lldpd.py; ``-n``: fail with ``sudo: a password is required`` rather than
+wait at a prompt on a switch whose sudoers differ). Interfaces are the kernel's names
+(``Ethernet8``, ``eth0``). Unverified: multi-ASIC switches, where lldpd runs once per ASIC
+(``lldp0``...) and the wrapper asks only the host's instance.
+
 Errors: click's ``Usage:`` / ``Error: ...`` (every ``config`` refusal), ``Root privileges are
 required for this operation`` (``config`` without sudo), portconfig's ``Invalid port X`` (``config
 interface mtu``), bash's ``-bash: ...``, sudo's ``sudo: ...``, Redis errors through sonic-db-cli
@@ -70,7 +82,16 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from drivers.switch.base import ChangeSet, Dialect, PortChange, PortMode, PortState, VlanState
+from drivers.switch.base import (
+    ChangeSet,
+    Dialect,
+    LldpNeighbor,
+    PortChange,
+    PortMode,
+    PortState,
+    VlanState,
+)
+from drivers.switch.dialects.lldpd import ERROR_PATTERNS, parse_lldpctl_json
 
 SUDO = "sudo "
 
@@ -204,27 +225,33 @@ class SonicDialect(Dialect):
         r"\AEthernet(?:[0-9]|[1-9][0-9]|[1-4][0-9]{2}|50[0-8])\Z"
     )
 
-    error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = tuple(
-        re.compile(r"^\s*" + p)
-        for p in (
-            r"Error:",  # click: every `config` refusal (after its Usage: lines)
-            r"Usage:",
-            r"Root privileges are required",  # `config` without sudo
-            r"Failed to acquire lock",  # another config reload holds /etc/sonic/reload.lock
-            r"Invalid port ",  # portconfig (`config interface mtu`)
-            r"Aborted!",  # a click confirmation answered no
-            r"-?bash: ",  # bash itself: command not found, syntax errors
-            r"sudo: ",
-            r"Sorry, try again\.",  # sudo asked a password after all
-            r"(?:ERR|WRONGTYPE) ",  # Redis, through sonic-db-cli
-            r"Invalid database name",
-            r"Traceback \(most recent call last\)",
-            # networking-generic-switch's patterns, for older releases
-            r"VLAN[0-9]+ doesn't exist",
-            r"Invalid Vlan Id",
-            r"Interface name is invalid",
-            r"No such command",
-        )
+    error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
+        *(
+            re.compile(r"^\s*" + p)
+            for p in (
+                r"Error:",  # click: every `config` refusal (after its Usage: lines)
+                r"Usage:",
+                r"Root privileges are required",  # `config` without sudo
+                r"Failed to acquire lock",  # another config reload holds /etc/sonic/reload.lock
+                r"Invalid port ",  # portconfig (`config interface mtu`)
+                r"Aborted!",  # a click confirmation answered no
+                r"-?bash: ",  # bash itself: command not found, syntax errors
+                r"sudo: ",
+                r"Sorry, try again\.",  # sudo asked a password after all
+                r"(?:ERR|WRONGTYPE) ",  # Redis, through sonic-db-cli
+                r"Invalid database name",
+                r"Traceback \(most recent call last\)",
+                # networking-generic-switch's patterns, for older releases
+                r"VLAN[0-9]+ doesn't exist",
+                r"Invalid Vlan Id",
+                r"Interface name is invalid",
+                r"No such command",
+                # docker, through the lldpctl wrapper: no docker group, no lldp container
+                r"(?:Got )?permission denied while trying to connect to the Docker daemon",
+                r"Error response from daemon:",
+            )
+        ),
+        *ERROR_PATTERNS,  # lldpctl's own
     )
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (re.compile(r"Failed to acquire lock"),)
 
@@ -348,3 +375,9 @@ class SonicDialect(Dialect):
     def parse_vlans(self, output: str) -> dict[int, VlanState]:
         # SONiC's VLAN name is always VlanN: no name to report beyond the id
         return {vid: VlanState(vid) for vid, _, _ in _vlan_members(output)}
+
+    def show_lldp_command(self) -> list[str]:
+        return [f"{SUDO}-n lldpctl -f json0"]
+
+    def parse_lldp(self, output: str) -> list[LldpNeighbor]:
+        return parse_lldpctl_json(output)

@@ -21,6 +21,18 @@ driver use it:
 * ``display current-configuration [interface TYPE NUMBER]``, ``display saved-configuration``,
   ``display this``, ``display vlan [all|brief|N]``, ``display version``, with ``| include``,
   ``| exclude``, ``| begin``;
+* LLDP, from the neighbours the lab is given (``--lldp FILE``): ``display lldp
+  neighbor-information [interface TYPE NUMBER] [agent nearest-bridge] verbose``: per port with
+  neighbours ``LLDP neighbor-information of port N[GigabitEthernet1/0/N]:`` and ``LLDP agent
+  nearest-bridge:``, then per neighbour ``LLDP neighbor index``, ``Update time`` (since the lab
+  started), ``Chassis type`` / ``Chassis ID``, ``Port ID type`` / ``Port ID`` (``MAC address``,
+  ``Interface name``, ``Locally assigned``; MACs as Comware prints them, ``5254-0000-0501``),
+  ``Time to live``, and ``Port description`` / ``System name`` only when the neighbour sent them
+  (Comware prints no line for a TLV it did not receive). The TLVs lldpd sends beyond those
+  (system description, capabilities, management address, 802.3 ones) are not given to the lab,
+  so not shown; a second neighbour on a port gets a new index block under the same header (the
+  real layout of that case is not verified). The other agents have no neighbours; the
+  non-verbose and ``list`` forms are not emulated (they answer a line saying so);
 * ``save force`` (and ``save`` with its three questions) copies the running configuration to
   the saved one: ``Saved the current configuration to mainboard device successfully.``;
 * errors under a caret line: ``% Unrecognized command found at '^' position.``, ``% Wrong
@@ -39,12 +51,13 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from drivers.switch.base import VLAN_MAX, VLAN_MIN
-from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from drivers.switch.base import VLAN_MAX, VLAN_MIN, lldp_id
+from provisiond.lab.switch import DialectCli, EndSession, LabNeighbor, LabSwitch, Terminal
 
 VERSION = "7.1.070, Release 3506P06"
 MODEL = "HPE 5130 48G 4SFP+ EI Switch"
@@ -83,6 +96,7 @@ class CwConfig:
     sysname: str
     vlans: dict[int, CwVlan]
     ports: dict[str, CwPort]
+    started: float = field(default_factory=time.time)  # boot: what LLDP update times count from
 
 
 class CwError(Exception):
@@ -316,6 +330,56 @@ def vlan_block(cfg: CwConfig, vid: int) -> list[str]:
         else [" Untagged ports: ", *_two_columns(untagged)]
     )
     return out
+
+
+# --------------------------------------------------------------------------- LLDP
+
+_LLDP_SUBTYPES = {"mac": "MAC address", "ifname": "Interface name", "local": "Locally assigned"}
+
+
+def _lldp_shown(value: str, subtype: str) -> str:
+    """An id as Comware prints it: a MAC as ``5254-0000-0501``, anything else as sent."""
+    mac = lldp_id(value) if subtype == "mac" else None
+    if mac is None or len(mac) != 17:
+        return value
+    hexs = mac.replace(":", "")
+    return "-".join(hexs[i : i + 4] for i in range(0, 12, 4))
+
+
+def _field(key: str, value: str) -> str:
+    return f" {key:<19} : {value}" if len(key) <= 19 else f" {key} : {value}"
+
+
+def lldp_verbose(heard: list[tuple[int, str, list[LabNeighbor]]], *, started: float) -> str:
+    """``display lldp neighbor-information verbose`` for ``(port number, port, neighbours)``."""
+    up = int(time.time() - started)
+    since = (
+        f"{up // 86400} days, {up // 3600 % 24} hours, {up // 60 % 60} minutes, {up % 60} seconds"
+    )
+    lines: list[str] = []
+    for number, port, neighbors in heard:
+        lines += [
+            f"LLDP neighbor-information of port {number}[{port}]:",
+            "LLDP agent nearest-bridge:",
+        ]
+        for index, nb in enumerate(neighbors, 1):
+            if index > 1:
+                lines.append("")
+            lines += [
+                _field("LLDP neighbor index", str(index)),
+                _field("Update time", since),
+                _field("Chassis type", _LLDP_SUBTYPES.get(nb.chassis_id_subtype, "")),
+                _field("Chassis ID", _lldp_shown(nb.chassis_id, nb.chassis_id_subtype)),
+                _field("Port ID type", _LLDP_SUBTYPES.get(nb.port_id_subtype, "")),
+                _field("Port ID", _lldp_shown(nb.port_id, nb.port_id_subtype)),
+                _field("Time to live", str(nb.ttl)),
+            ]
+            if nb.port_description is not None:
+                lines.append(_field("Port description", nb.port_description))
+            if nb.system_name is not None:
+                lines.append(_field("System name", nb.system_name))
+        lines.append("")
+    return "".join(x + "\n" for x in lines)
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -661,8 +725,10 @@ class ComwareCli(DialectCli):
 
     def _display(self, w: Words) -> str:
         cfg = self.config
-        what = w.keyword("current-configuration", "saved-configuration", "this", "version",
-                         "vlan")  # fmt: skip
+        what = w.keyword("current-configuration", "lldp", "saved-configuration", "this",
+                         "version", "vlan")  # fmt: skip
+        if what == "lldp":
+            return self._display_lldp(w)
         if what == "current-configuration":
             if not w.more():
                 return full_config(cfg)
@@ -693,6 +759,37 @@ class ComwareCli(DialectCli):
                 "Last reboot reason : Cold reboot\n"
             )
         return self._display_vlan(w)
+
+    def _display_lldp(self, w: Words) -> str:
+        """``display lldp neighbor-information [interface T N] [agent A] verbose``."""
+        w.keyword("neighbor-information")
+        only: str | None = None
+        agent = "nearest-bridge"
+        verbose = False
+        while w.more():
+            opt = w.keyword("agent", "interface", "list", "verbose")
+            if opt == "interface" and only is None:
+                only = self._port_name(w)
+            elif opt == "agent":
+                agent = w.keyword("nearest-bridge", "nearest-customer", "nearest-nontpmr")
+            elif opt == "verbose":
+                verbose = True
+                w.done()
+            elif opt == "list":
+                return "The lab emulates display lldp neighbor-information only with verbose.\n"
+            else:
+                raise _wrong(w.cols[w.pos - 1])
+        if not verbose:
+            return "The lab emulates display lldp neighbor-information only with verbose.\n"
+        if agent != "nearest-bridge":
+            return ""
+        neighbors = self.switch.lldp_neighbors()
+        heard = [
+            (n, port, neighbors[port])
+            for n, port in enumerate(self.switch.port_names, 1)
+            if neighbors.get(port) and (only is None or port == only)
+        ]
+        return lldp_verbose(heard, started=self.config.started)
 
     def _display_vlan(self, w: Words) -> str:
         cfg = self.config

@@ -6,6 +6,22 @@ drivers/switch/dialects/arista_eos.py renders; ``show running-config [interfaces
 ``write memory``; ``terminal length 0`` / ``terminal width N`` (netmiko's session setup).
 Anything else: ``% Invalid input``; ``!`` lines are comments.
 
+LLDP: ``show lldp neighbors detail`` answers from ``switch.lldp_neighbors()`` (``--lldp FILE``),
+in EOS's text layout (``Interface EthernetN detected K LLDP neighbors:``, then per neighbour its
+``Neighbor CHASSIS/PORT`` line and ``- Chassis ID type: MAC address (4)`` / ``Chassis ID :`` /
+``- Port ID type:`` / ``Port ID :`` / ``- Time To Live:`` / ``- Port Description:`` / ``- System
+Name:`` lines, as recorded from EOS 4.15), every port listed, MACs in EOS's dotted notation
+(``5254.0000.0501``), interface-name and locally assigned port ids in double quotes. ``| json``
+prints the JSON model instead (``lldp_model``: ``lldpNeighbors`` -> port -> ``lldpNeighborInfo``,
+with ``chassisIdType``/``chassisId``, ``systemName``, ``ttl`` and ``neighborInterfaceInfo``
+``interfaceIdType``/``interfaceId`` (a name keeps its quotes in the string, as on EOS)/
+``interfaceId_v2``/``interfaceDescription``), indented by 4 as EOS prints it; the eAPI gives the
+same model for ``format: json``. Lab limits: no management addresses, capabilities or 802.1/802.3
+TLVs; ages are 0 (the lab does not know when a neighbour was first heard); the type names of
+locally assigned ids (``local``) are the lab's guess. ``| json`` after any other show answers
+``% Not supported by the provisiond lab: ...`` (lab wording: EOS has JSON for most shows); other
+pipes are invalid.
+
 ``EosCli.run`` applies a line to ``target`` (the running configuration unless set): the lab eAPI
 (provisiond/lab/eapi.py) runs the same handlers on its configure sessions' candidates.
 """
@@ -13,11 +29,16 @@ Anything else: ``% Invalid input``; ``!`` lines are comments.
 from __future__ import annotations
 
 import copy
+import json
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from drivers.switch.base import VLAN_MAX, VLAN_MIN, format_vlan_ranges, parse_vlan_ranges
-from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from provisiond.lab.switch import DialectCli, EndSession, LabNeighbor, LabSwitch, Terminal
+from provisiond.lab.switches.switchport import mac_notation
 
 
 @dataclass
@@ -43,6 +64,8 @@ _EOS_INVALID = "% Invalid input"
 _EOS_INCOMPLETE = "% Incomplete command"
 _EOS_PRIVILEGED = "% Invalid input (privileged mode required)"
 _EOS_LOCKED = "% Error: configuration is locked by another session"
+# lab wording: EOS has JSON models for most shows, the lab only for the LLDP one
+_EOS_NO_MODEL = "% Not supported by the provisiond lab: no JSON model for this command"
 _EOS_IFNAME = re.compile(r"^(?:ethernet|etherne|ethern|ether|ethe|eth|et|e)\s*(\d+)$", re.I)
 _EOS_MTU = (68, 9214)
 
@@ -423,9 +446,34 @@ class EosCli(DialectCli):
 
     # -------------------------------------------------------------- show
 
+    @staticmethod
+    def is_lldp_detail(args: list[str]) -> bool:
+        """``args`` (after ``show``) are ``lldp neighbors detail``, abbreviated or not."""
+        return (
+            len(args) == 3
+            and _kw(args[0], "lldp", 2)
+            and _kw(args[1], "neighbors", 1)
+            and _kw(args[2], "detail", 1)
+        )
+
+    def lldp_model(self) -> dict[str, Any]:
+        """``show lldp neighbors detail`` as EOS's JSON model, from ``--lldp FILE``."""
+        return lldp_model(self.switch.port_names, self.switch.lldp_neighbors(), time.time())
+
     def _show(self, args: list[str]) -> str:
+        if "|" in args:  # "| json" is the one output modifier the lab knows
+            at = args.index("|")
+            if at == 0 or len(args) == at + 1:
+                return _EOS_INCOMPLETE + "\n"
+            if args[at + 1 :] != ["json"]:
+                return _EOS_INVALID + "\n"
+            if not self.is_lldp_detail(args[:at]):
+                return _EOS_NO_MODEL + "\n"
+            return json.dumps(self.lldp_model(), indent=4) + "\n"
         if not args:
             return _EOS_INCOMPLETE + "\n"
+        if self.is_lldp_detail(args):
+            return lldp_text(self.switch.port_names, self.switch.lldp_neighbors())
         what = args[0].lower()
         if _kw(what, "running-config", 3):
             if len(args) == 1:
@@ -527,3 +575,94 @@ def _eos_port_lines(name: str, p: EosPort) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- LLDP
+
+# LabNeighbor subtypes -> (EOS JSON type name, EOS text type) for chassis and port ids
+_CHASSIS_TYPES = {
+    "mac": ("macAddress", "MAC address (4)"),
+    "local": ("local", "Locally assigned (7)"),
+}
+_PORT_TYPES = {
+    "mac": ("macAddress", "MAC address (3)"),
+    "ifname": ("interfaceName", "Interface name (5)"),
+    "local": ("local", "Locally assigned (7)"),
+}
+
+
+def _chassis(n: LabNeighbor) -> tuple[str, str, str]:
+    """(JSON type, text type, id as EOS prints it) of a neighbour's chassis id."""
+    kind, label = _CHASSIS_TYPES.get(n.chassis_id_subtype, _CHASSIS_TYPES["local"])
+    value = mac_notation(n.chassis_id, "dotted") if n.chassis_id_subtype == "mac" else n.chassis_id
+    return kind, label, value
+
+
+def _port(n: LabNeighbor) -> tuple[str, str, str, str]:
+    """(JSON type, text type, id as EOS prints it, id without EOS's quotes) of its port id."""
+    kind, label = _PORT_TYPES.get(n.port_id_subtype, _PORT_TYPES["local"])
+    if n.port_id_subtype == "mac":
+        value = mac_notation(n.port_id, "dotted")
+        return kind, label, value, value
+    return kind, label, f'"{n.port_id}"', n.port_id
+
+
+def lldp_model(
+    ports: list[str], heard: Mapping[str, list[LabNeighbor]], now: float
+) -> dict[str, Any]:
+    """EOS's JSON model of ``show lldp neighbors detail``: every port, its neighbours."""
+    model: dict[str, Any] = {}
+    for port in ports:
+        infos: list[dict[str, Any]] = []
+        for n in heard.get(port, []):
+            chassis_type, _, chassis = _chassis(n)
+            port_type, _, port_id, bare = _port(n)
+            iface: dict[str, Any] = {
+                "interfaceIdType": port_type,
+                "interfaceId": port_id,
+                "interfaceId_v2": bare,
+            }
+            if n.port_description is not None:
+                iface["interfaceDescription"] = n.port_description
+            iface.update({"vlanNames": {}, "unknownTlvs": [], "unknownOrgDefinedTlvs": []})
+            info: dict[str, Any] = {"chassisIdType": chassis_type, "chassisId": chassis}
+            if n.system_name is not None:
+                info["systemName"] = n.system_name
+            info.update(
+                {
+                    "ttl": n.ttl,
+                    "neighborDiscoveryTime": now,
+                    "lastChangeTime": now,
+                    "lastContactTime": now,
+                    "managementAddresses": [],
+                    "systemCapabilities": {},
+                    "neighborInterfaceInfo": iface,
+                }
+            )
+            infos.append(info)
+        model[port] = {"lldpNeighborInfo": infos}
+    return {"lldpNeighbors": model}
+
+
+def lldp_text(ports: list[str], heard: Mapping[str, list[LabNeighbor]]) -> str:
+    """``show lldp neighbors detail`` in EOS's text layout: every port, its neighbours."""
+    lines: list[str] = []
+    for port in ports:
+        neighbors = heard.get(port, [])
+        lines += [f"Interface {port} detected {len(neighbors)} LLDP neighbors:", ""]
+        for n in neighbors:
+            _, chassis_label, chassis = _chassis(n)
+            _, port_label, port_id, _ = _port(n)
+            lines += [
+                f"  Neighbor {chassis}/{port_id}, age 0 seconds",
+                "  Discovered 0:00:00 ago; Last changed 0:00:00 ago",
+                f"  - Chassis ID type: {chassis_label}",
+                f"    Chassis ID     : {chassis}",
+                f"  - Port ID type: {port_label}",
+                f"    Port ID     : {port_id}",
+                f"  - Time To Live: {n.ttl} seconds",
+            ]
+            if n.port_description is not None:
+                lines.append(f'  - Port Description: "{n.port_description}"')
+            if n.system_name is not None:
+                lines.append(f'  - System Name: "{n.system_name}"')
+            lines.append("")
+    return "\n".join(lines) + "\n"

@@ -27,6 +27,16 @@ driver use it:
   ``update`` (private), ``show [path] [| display set | compare]`` and ``run <operational>`` in
   configuration mode; ``show configuration [path] [| display set]``, ``show vlans``, ``show
   version`` in operational mode; pipes ``| match RE``, ``| except RE``, ``| count``, ``| no-more``;
+* LLDP, from the neighbours the lab is given (``--lldp FILE``): ``show lldp neighbors [interface
+  P]`` (the brief table: Local Interface, Parent Interface, Chassis Id, Port info (the port
+  description when the neighbour sent one, else its port id), System Name; column widths are the
+  lab's), ``show lldp neighbors [interface P] [detail] | display json`` (Junos' JSON layout: every
+  element a list of ``{"data": ...}``; brief: the physical port in ``lldp-local-port-id``; detail:
+  it in ``lldp-local-interface``, the port's SNMP index, which the lab numbers 513 + N, in
+  ``lldp-local-port-id``, plus index, TTL, time mark and age). Chassis and port ids that are MACs
+  show as Junos prints them (``52:54:00:00:05:01``), subtypes as ``Mac address``, ``Interface
+  name``, ``Locally assigned``. ``| display json`` is emulated for these only (anything else
+  answers an ``error:`` saying so); ``show lldp neighbors detail`` as text is not emulated;
 * vendor errors: ``unknown command.`` / ``syntax error.`` / ``syntax error, expecting
   <command>.`` / ``missing argument.`` / ``Value N is not within range (lo..hi) at 'N'`` under a
   caret line, and commit failures ending ``error: configuration check-out failed``.
@@ -43,14 +53,15 @@ exists that the tree does not hold: every output is rendered from the configurat
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivers.switch.base import VLAN_MAX, VLAN_MIN
-from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from drivers.switch.base import VLAN_MAX, VLAN_MIN, lldp_id
+from provisiond.lab.switch import DialectCli, EndSession, LabNeighbor, LabSwitch, Terminal
 
 VERSION = "21.4R3.15"
 MODEL = "ex4300-48t"
@@ -662,6 +673,91 @@ def vlan_ports(tree: Tree) -> dict[str, list[str]]:
     return out
 
 
+# --------------------------------------------------------------------------- LLDP
+
+
+def _no_json() -> CliError:
+    return CliError(None, "error: the lab emulates '| display json' for 'show lldp neighbors' only")
+
+
+_SUBTYPES = {"mac": "Mac address", "ifname": "Interface name", "local": "Locally assigned"}
+LLDP_INTERVAL = 30  # seconds between a neighbour's LLDPDUs (lldpd's and Junos' default)
+
+
+def _lldp_shown(value: str, subtype: str) -> str:
+    """An id as Junos prints it: a MAC in lowercase colon form, anything else as sent."""
+    return (lldp_id(value) or value) if subtype == "mac" else value
+
+
+JsonNode = dict[str, Any]
+
+
+def _elements(*items: tuple[str, str | None]) -> JsonNode:
+    """Junos JSON elements: name -> ``[{"data": text}]``, absent ones (None) left out."""
+    return {name: [{"data": text}] for name, text in items if text is not None}
+
+
+def lldp_json(found: list[tuple[int, str, LabNeighbor]], *, detail: bool, started: float) -> str:
+    """``show lldp neighbors [detail] | display json`` for ``(port number, port, neighbour)``."""
+    now = time.time()
+    age = int(now - started) % LLDP_INTERVAL  # seconds since the last LLDPDU
+    entries: list[JsonNode] = []
+    for index, (n, port, nb) in enumerate(found, 1):
+        remote = (
+            ("lldp-remote-chassis-id-subtype", _SUBTYPES.get(nb.chassis_id_subtype, "")),
+            ("lldp-remote-chassis-id", _lldp_shown(nb.chassis_id, nb.chassis_id_subtype)),
+            ("lldp-remote-port-id-subtype", _SUBTYPES.get(nb.port_id_subtype, "")),
+            ("lldp-remote-port-id", _lldp_shown(nb.port_id, nb.port_id_subtype)),
+            ("lldp-remote-port-description", nb.port_description),
+            ("lldp-remote-system-name", nb.system_name),
+        )
+        if detail:
+            mark = time.asctime(time.gmtime(now - age))  # C's ctime layout
+            entries.append(_elements(
+                ("lldp-index", str(index)), ("lldp-ttl", str(nb.ttl)),
+                ("lldp-timemark", mark), ("lldp-age", str(age)),
+                ("lldp-local-interface", port), ("lldp-local-parent-interface-name", "-"),
+                ("lldp-local-port-id", str(513 + n)), ("lldp-local-port-ageout-count", "0"),
+                *remote,
+            ))  # fmt: skip
+        else:
+            entries.append(_elements(
+                ("lldp-local-port-id", port), ("lldp-local-parent-interface-name", "-"), *remote
+            ))  # fmt: skip
+    info: JsonNode = {"attributes": {"junos:style": "detail" if detail else "brief"}}
+    if entries:
+        info["lldp-neighbor-information"] = entries
+    return _lines(_json_node({"lldp-neighbors-information": [info]}, 0)) + "\n"
+
+
+def _json_node(node: JsonNode, depth: int) -> list[str]:
+    """One object in the layout of Junos' ``| display json``: 4-space steps, ``"name" : [``
+    with the list's objects at the name's indentation, ``, `` ending every member but the
+    last."""
+    pad, inner = " " * depth, " " * (depth + 4)
+    members: list[list[str]] = []
+    for key, value in node.items():
+        if key == "attributes":
+            attrs = ", ".join(f"{json.dumps(k)} : {json.dumps(v)}" for k, v in value.items())
+            members.append([f'{inner}"attributes" : {{{attrs}}}'])
+        elif key == "data":
+            members.append([f'{inner}"data" : {json.dumps(value)}'])
+        else:
+            block = [f"{inner}{json.dumps(key)} : ["]
+            for i, child in enumerate(value):
+                sub = _json_node(child, depth + 4)
+                if i < len(value) - 1:
+                    sub[-1] += ", "
+                block += sub
+            members.append([*block, f"{inner}]"])
+    out = [pad + "{"]
+    for i, member in enumerate(members):
+        if i < len(members) - 1:
+            member[-1] += ", "
+        out += member
+    return [*out, pad + "}"]
+
+
 # --------------------------------------------------------------------------- the database
 
 
@@ -757,6 +853,10 @@ class Line:
     def display_set(self) -> bool:
         return ["display", "set"] in self.pipes
 
+    @property
+    def display_json(self) -> bool:
+        return ["display", "json"] in self.pipes
+
 
 def parse_line(line: str, offset: int = 0) -> Line:
     parts: list[tuple[str, int]] = []
@@ -780,8 +880,7 @@ def parse_line(line: str, offset: int = 0) -> Line:
         if cmd == "display":
             if len(pw) != 2:
                 raise CliError(pc[2] if len(pw) > 2 else pc[0] + len(pw[0]) + 1, "syntax error.")
-            _keyword(pw[1], ["set"], pc[1])
-            pipes.append(["display", "set"])
+            pipes.append(["display", _keyword(pw[1], ["json", "set"], pc[1])])
         elif cmd in ("match", "except"):
             if len(pw) != 2:
                 raise CliError(pc[2] if len(pw) > 2 else pc[0] + len(pw[0]) + 1, "syntax error.")
@@ -957,11 +1056,15 @@ class JunosCli(DialectCli):
         w = line.words
         if len(w) < 2:
             raise CliError(line.end, "syntax error, expecting <command>.")
-        topics = ["chassis", "configuration", "interfaces", "system", "version", "vlans"]
+        topics = ["chassis", "configuration", "interfaces", "lldp", "system", "version", "vlans"]
         try:
             what = _keyword(w[1], topics, line.col(1))
         except CliError as exc:
             raise CliError(exc.index, "syntax error, expecting <command>.") from None
+        if what == "lldp":
+            return _pipe(self._show_lldp(line), line.pipes)
+        if line.display_json:
+            raise _no_json()
         if what == "configuration":
             committed = self.db.committed
             path = resolve(w[2:], line.cols[2:]) if len(w) > 2 else Path([], [])
@@ -984,6 +1087,52 @@ class JunosCli(DialectCli):
         if what == "vlans":
             return _pipe(self._show_vlans(w[2] if len(w) == 3 else None), line.pipes)
         raise CliError(line.col(1), "syntax error, expecting <command>.")
+
+    def _show_lldp(self, line: Line) -> str:
+        """``show lldp neighbors [interface P] [detail]``, as text (brief) or JSON."""
+        w = line.words
+        if len(w) < 3:  # `show lldp` (the protocol's own state) is not emulated
+            raise CliError(line.end, "syntax error, expecting <command>.")
+        _keyword(w[2], ["neighbors"], line.col(2))
+        detail, only = False, None
+        i = 3
+        while i < len(w):
+            opt = _keyword(w[i], ["detail", "interface"], line.col(i))
+            if opt == "detail" and not detail:
+                detail = True
+            elif opt == "interface" and only is None:
+                if i + 1 == len(w):
+                    raise CliError(line.end, "syntax error, expecting <interface-name>.")
+                i += 1
+                only = w[i].split(".")[0]  # ge-0/0/5.0: its physical port
+                problem = _interface_name(only)
+                if problem:
+                    raise CliError(line.col(i), f"{problem} at '{w[i]}'")
+            else:
+                raise CliError(line.col(i), "syntax error.")
+            i += 1
+        heard = self.switch.lldp_neighbors()
+        found = [
+            (n, port, neighbor)
+            for n, port in enumerate(self.switch.port_names)
+            if only is None or port == only
+            for neighbor in heard.get(port, ())
+        ]
+        if line.display_json:
+            return lldp_json(found, detail=detail, started=self.db.started)
+        if detail:
+            raise CliError(None, "error: the lab shows LLDP neighbour details only with "
+                           "'| display json'")  # fmt: skip
+        if not found:
+            return ""
+        rows = ["Local Interface    Parent Interface    Chassis Id          Port info"
+                "          System Name"]  # fmt: skip
+        for _, port, nb in found:
+            info = nb.port_description or _lldp_shown(nb.port_id, nb.port_id_subtype)
+            chassis = _lldp_shown(nb.chassis_id, nb.chassis_id_subtype)
+            rows.append(f"{port:<19}{'-':<20}{chassis:<20}{info:<19}{nb.system_name or ''}"
+                        .rstrip())  # fmt: skip
+        return _lines(rows) + "\n"
 
     def _show_vlans(self, only: str | None) -> str:
         committed = self.db.committed
@@ -1157,6 +1306,8 @@ class JunosCli(DialectCli):
 
     def _show_candidate(self, line: Line) -> str:
         w = line.words
+        if line.display_json:
+            raise _no_json()
         if ["compare"] in line.pipes:
             if len(w) > 1:
                 raise CliError(line.col(1), "syntax error.")

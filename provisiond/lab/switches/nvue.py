@@ -7,6 +7,17 @@ paths drivers/switch/dialects/cumulus_nvue.py renders stage a pending revision; 
 applied|pending|startup] [-o json]``, ``nv config detach``, ``nv show bridge domain br_default vlan
 [-o json]``. Unknown ``nv`` commands: ``Error: ...``; unknown shell commands: bash's ``command not
 found``.
+
+LLDP: lldpd's client (lldpd.py) answers ``lldpctl [-f plain|json|json0] [IF...]`` and ``lldpcli
+show neighbors ...`` with the neighbours of ``--lldp FILE``. As on the switch, lldpd's control
+socket is for root (and the _lldpd group) only: run by ``cumulus`` they print lldpd's ``unable to
+connect to socket /run/lldpd.socket: Permission denied``. The lab's sudoers is what
+docs/lab.md asks of a switch provisiond reads LLDP from: ``cumulus ALL=(root) NOPASSWD:
+/usr/sbin/lldpctl, /usr/sbin/lldpcli``; any other ``sudo COMMAND`` asks the login password
+(``sudo -n``: ``sudo: a password is required``), except ``sudo nv ...``, which the lab lets
+through as before. Unverified against a switch: whether Cumulus's lldpd was built with
+``--enable-json0`` (then its ``-f json`` prints the ``json0`` shape; the lab prints lldpd's
+default, cleaned ``json``).
 """
 
 from __future__ import annotations
@@ -15,12 +26,14 @@ import copy
 import hmac
 import json
 import shlex
+import time
 from typing import Any
 
 import yaml
 
 from drivers.switch.base import VLAN_MAX, VLAN_MIN, format_vlan_ranges, parse_vlan_ranges
 from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from provisiond.lab.switches import lldpd
 
 BRIDGE = "br_default"
 _NVUE_MTU = (552, 9216)
@@ -30,6 +43,9 @@ _NVUE_VLAN_DETAIL: dict[str, Any] = {
     "ptp": {"enable": "off"},
     "vni": {},
 }
+# the lab's /etc/sudoers.d: password-less lldpd client for the login (docs/lab.md)
+_NO_PASSWORD = frozenset({"lldpctl", "lldpcli"})
+_COMMANDS = _NO_PASSWORD | {"nv", "whoami", "hostname", "echo", "pwd", "true"}
 
 
 class NvueError(Exception):
@@ -72,6 +88,7 @@ class NvueCli(DialectCli):
     def __init__(self, switch: LabSwitch, term: Terminal, username: str) -> None:
         super().__init__(switch, term, username)
         self.root = False
+        self.started = time.monotonic()  # lldpd's neighbour ages count from here
 
     @staticmethod
     def port_names(count: int) -> list[str]:
@@ -132,46 +149,92 @@ class NvueCli(DialectCli):
         except ValueError:
             self.term.writeln("-bash: syntax error: unexpected end of file")
             return
-        if words[:2] == ["sudo", "nv"]:
-            words = words[1:]
-        cmd = words[0]
         try:
-            if cmd == "nv":
-                await self._nv(words[1:])
-            elif cmd in ("exit", "logout"):
-                if self.root:
-                    self.root = False
-                    self.term.writeln("exit")
-                else:
-                    raise EndSession
-            elif cmd == "sudo" and words[1:] in (["-s"], ["-i"], ["su"], ["-su"]):
-                await self._sudo()
-            elif cmd == "whoami":
-                self.term.writeln("root" if self.root else self.username)
-            elif cmd == "hostname":
-                self.term.writeln(str(_node(self.switch.running, "system")["hostname"]))
-            elif cmd == "echo":
-                self.term.writeln(" ".join(words[1:]))
-            elif cmd == "pwd":
-                self.term.writeln(f"/home/{self.username}")
-            elif cmd == "true":
-                pass
+            if words[0] == "sudo":
+                await self._sudo_command(words[1:])
             else:
-                self.term.writeln(f"-bash: {cmd}: command not found")
+                await self._command(words, root=self.root)
         except NvueError as exc:
             self.term.writeln(str(exc))
+
+    async def _command(self, words: list[str], *, root: bool) -> None:
+        cmd = words[0]
+        if cmd == "nv":
+            await self._nv(words[1:])
+        elif cmd in ("exit", "logout"):
+            if self.root:
+                self.root = False
+                self.term.writeln("exit")
+            else:
+                raise EndSession
+        elif cmd in ("lldpctl", "lldpcli"):
+            res = lldpd.run(
+                cmd,
+                words[1:],
+                self.switch.lldp_neighbors(),
+                self.switch.port_names,
+                privileged=root,
+                seconds=time.monotonic() - self.started,
+                tty=self.term.process.get_terminal_type() is not None,
+            )
+            self.term.write(res.stderr + res.stdout)
+        elif cmd == "whoami":
+            self.term.writeln("root" if root else self.username)
+        elif cmd == "hostname":
+            self.term.writeln(str(_node(self.switch.running, "system")["hostname"]))
+        elif cmd == "echo":
+            self.term.writeln(" ".join(words[1:]))
+        elif cmd == "pwd":
+            self.term.writeln(f"/home/{self.username}")
+        elif cmd == "true":
+            pass
+        else:
+            self.term.writeln(f"-bash: {cmd}: command not found")
+
+    async def _sudo_command(self, args: list[str]) -> None:
+        """``sudo [-n] COMMAND`` / ``sudo -s``: the lab's sudoers (``_NO_PASSWORD``); ``sudo
+        nv`` is let through as the lab always has."""
+        interactive = True
+        while args[:1] == ["-n"]:
+            interactive, args = False, args[1:]
+        if not args:
+            self.term.writeln("usage: sudo -h | -K | -k | -V")
+            return
+        if args in (["-s"], ["-i"], ["su"], ["-su"]):
+            if not interactive and not self.root:
+                self.term.writeln("sudo: a password is required")
+                return
+            await self._sudo()
+            return
+        if args[0].startswith("-"):
+            self.term.writeln(f"sudo: the provisiond lab does not emulate sudo option {args[0]}")
+            return
+        if args[0] not in _COMMANDS:
+            self.term.writeln(f"sudo: {args[0]}: command not found")
+            return
+        if not (self.root or args[0] in _NO_PASSWORD or args[0] == "nv"):
+            if not interactive:
+                self.term.writeln("sudo: a password is required")
+                return
+            if not await self._sudo_password():
+                return
+        await self._command(args, root=True)
 
     async def _sudo(self) -> None:
         if self.root:
             return
+        if await self._sudo_password():
+            self.root = True
+
+    async def _sudo_password(self) -> bool:
         self.term.write(f"[sudo] password for {self.username}: ")
         answer = await self.term.readline(echo=False)
         if answer is None:
             raise EndSession
         if hmac.compare_digest(answer.encode(), self.switch.password.encode()):
-            self.root = True
-        else:
-            self.term.writeln("sudo: 1 incorrect password attempt")
+            return True
+        self.term.writeln("sudo: 1 incorrect password attempt")
+        return False
 
     # -------------------------------------------------------------- nv
 

@@ -28,6 +28,18 @@ driver exercise it:
   are wrapped into ``switchport trunk allowed vlan add ...`` lines (80 columns);
   ``show startup-config`` (``!Startup config saved at:``); ``show vlan [brief]``;
   ``show version``; ``show hostname``.
+* ``show lldp neighbors detail [| json]`` from ``switch.lldp_neighbors()`` (``--lldp FILE``):
+  the text as NX-OS prints it (the ``Capability codes:`` legend and column header, then per
+  neighbour ``Chassis id:``, ``Port id:``, ``Local Port id: Eth1/N``, ``Port Description:``,
+  ``System Name:``, ..., ``Time remaining:``, ``Vlan ID:`` blocks, ``Total entries
+  displayed: N``), or with ``| json`` its JSON model on one line (``neigh_hdr``,
+  ``TABLE_nbor_detail``/``ROW_nbor_detail``: a list of rows, one object for a single neighbour,
+  no table for none; ``neigh_count``). MACs in NX-OS's dotted notation (``5254.0000.0501``);
+  port types ``Mac Address``, ``Interface Name``, ``Locally Assigned``. What a neighbour did not
+  send reads ``null`` (port description, system name and description) or ``not advertised``
+  (capabilities, management address, VLAN), as recorded outputs show; which of the two NX-OS
+  uses for a missing port description or system name in the TEXT output, and the JSON shape
+  for no neighbours, are the lab's guesses. Other ``show lldp`` commands are not modelled.
 * ``copy running-config startup-config`` prints the progress bar, ``Copy complete, now saving
   to disk (please wait)...`` and ``Copy complete.``; with the ``config_locked`` fault it answers
   ``Configuration update aborted: another request for config change is already in progress``.
@@ -42,17 +54,21 @@ reserved VLAN range (3968-4094 on Nexus) is not emulated.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from drivers.switch.base import format_vlan_ranges
-from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from provisiond.lab.switch import DialectCli, EndSession, LabNeighbor, LabSwitch, Terminal
 from provisiond.lab.switches.switchport import (
     ALL_VLANS,
     allowed_after,
     clock,
     kw,
+    mac_notation,
     vlan_id,
     vlan_list,
     word_starts,
@@ -512,7 +528,31 @@ class NxosCli(DialectCli):
             return self._version()
         if kw(what, "hostname", 4) and len(args) == 1:
             return f"{self.config.hostname}\n"
+        if kw(what, "lldp", 2):
+            return self._show_lldp(args[1:])
         return self._invalid(1)
+
+    def _show_lldp(self, args: list[str]) -> str:
+        """``show lldp ARGS``: ``neighbors detail [| json]`` (ARGS start at word 2)."""
+        as_json = False
+        if "|" in args:
+            at = args.index("|")
+            if args[at + 1 :] != ["json"]:
+                return self._invalid(2 + at + 1) if len(args) > at + 1 else self._incomplete()
+            args, as_json = args[:at], True
+        if not args:
+            return self._incomplete()
+        for i, keyword in enumerate(("neighbors", "detail")):
+            if i < len(args) and not kw(args[i], keyword, 1):
+                return self._invalid(2 + i)
+            if i >= len(args):  # `show lldp neighbors` alone: real, but not modelled here
+                return self._caret(None) + "% Invalid command at '^' marker.\n"
+        if len(args) > 2:
+            return self._invalid(4)
+        heard = self.switch.lldp_neighbors()
+        if as_json:
+            return json.dumps(lldp_model(self.switch.port_names, heard)) + "\n"
+        return lldp_text(self.switch.port_names, heard)
 
     @staticmethod
     def _preamble(command: str, cfg: NxosConfig) -> str:
@@ -658,3 +698,82 @@ def _port_lines(name: str, p: NxosPort) -> list[str]:
     if not p.shutdown:  # "system default switchport shutdown": layer-2 ports default to shut
         body.append("no shutdown")
     return [f"interface {name}", *("  " + line for line in body)]
+
+
+# --------------------------------------------------------------------------- LLDP
+
+_ID_TYPES = {"mac": "Mac Address", "ifname": "Interface Name", "local": "Locally Assigned"}
+_NOT_SENT = "not advertised"
+_LLDP_LEGEND = (
+    "Capability codes:\n"
+    "  (R) Router, (B) Bridge, (T) Telephone, (C) DOCSIS Cable Device\n"
+    "  (W) WLAN Access Point, (P) Repeater, (S) Station, (O) Other\n"
+    "Device ID            Local Intf      Hold-time  Capability  Port ID  \n"
+)
+
+
+def _lldp_row(port: str, n: LabNeighbor) -> dict[str, Any]:
+    """One neighbour as a row of NX-OS's ``show lldp neighbors detail`` model."""
+
+    def shown(value: str, subtype: str) -> str:
+        return mac_notation(value, "dotted") if subtype == "mac" else value
+
+    return {
+        "chassis_type": _ID_TYPES.get(n.chassis_id_subtype, _ID_TYPES["local"]),
+        "chassis_id": shown(n.chassis_id, n.chassis_id_subtype),
+        "port_type": _ID_TYPES.get(n.port_id_subtype, _ID_TYPES["local"]),
+        "port_id": shown(n.port_id, n.port_id_subtype),
+        "l_port_id": port.replace("Ethernet", "Eth", 1),
+        "port_desc": n.port_description if n.port_description is not None else "null",
+        "sys_name": n.system_name if n.system_name is not None else "null",
+        "sys_desc": "null",
+        "ttl": n.ttl,
+        "system_capability": _NOT_SENT,
+        "enabled_capability": _NOT_SENT,
+        "mgmt_addr_type": "Address not advertised",
+        "mgmt_addr": _NOT_SENT,
+        "mgmt_addr_ipv6_type": "Address not advertised",
+        "mgmt_addr_ipv6": _NOT_SENT,
+        "vlan_id": _NOT_SENT,
+    }
+
+
+def _lldp_rows(ports: list[str], heard: Mapping[str, list[LabNeighbor]]) -> list[dict[str, Any]]:
+    return [_lldp_row(port, n) for port in ports for n in heard.get(port, [])]
+
+
+def lldp_model(ports: list[str], heard: Mapping[str, list[LabNeighbor]]) -> dict[str, Any]:
+    """NX-OS's JSON model of ``show lldp neighbors detail``: the table's row is a list, or the
+    row itself when there is one, and there is no table when there is none."""
+    rows = _lldp_rows(ports, heard)
+    model: dict[str, Any] = {"neigh_hdr": "neigh_hdr"}
+    if rows:
+        model["TABLE_nbor_detail"] = {"ROW_nbor_detail": rows if len(rows) > 1 else rows[0]}
+    model["neigh_count"] = len(rows)
+    return model
+
+
+def lldp_text(ports: list[str], heard: Mapping[str, list[LabNeighbor]]) -> str:
+    """``show lldp neighbors detail`` as NX-OS prints it."""
+    rows = _lldp_rows(ports, heard)
+    blocks = [
+        "\n".join(
+            [
+                f"Chassis id: {r['chassis_id']}",
+                f"Port id: {r['port_id']}",
+                f"Local Port id: {r['l_port_id']}",
+                f"Port Description: {r['port_desc']}",
+                f"System Name: {r['sys_name']}",
+                f"System Description: {r['sys_desc']}",
+                f"Time remaining: {r['ttl']} seconds",
+                f"System Capabilities: {r['system_capability']}",
+                f"Enabled Capabilities: {r['enabled_capability']}",
+                f"Management Address: {r['mgmt_addr']}",
+                f"Management Address IPV6: {r['mgmt_addr_ipv6']}",
+                f"Vlan ID: {r['vlan_id']}",
+            ]
+        )
+        for r in rows
+    ]
+    body = "\n\n\n".join(blocks) + "\n\n" if blocks else ""
+    return f"{_LLDP_LEGEND}\n{body}Total entries displayed: {len(rows)}\n"

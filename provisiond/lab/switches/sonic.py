@@ -25,10 +25,20 @@ CONFIG_DB held as Redis has it (``TABLE -> key -> field -> string``: ``PORT``, `
   commands above; other operators (``&&``, ``>``, ...) answer ``-bash: OP: not supported``,
   unknown commands ``-bash: X: command not found``.
 * sudo: the login user runs ``config``, ``show`` and ``sonic-db-cli`` through sudo without a
-  password (what networking-generic-switch needs on SONiC); anything else, ``sudo -s`` / ``sudo
-  -i`` / ``sudo su`` included, asks ``[sudo] password for USER:`` (the login password; three
-  tries), and a root shell's prompt is ``root@lab-sonic:/home/USER#`` (netmiko's ``linux`` driver
-  enters "config mode" with ``sudo -s``).
+  password (what networking-generic-switch needs on SONiC), and ``lldpctl`` as every user may on
+  SONiC (its /etc/sudoers: ``ALL ALL=NOPASSWD: READ_ONLY_CMDS``, which lists
+  ``/usr/bin/lldpctl``); anything else, ``sudo -s`` / ``sudo -i`` / ``sudo su`` included, asks
+  ``[sudo] password for USER:`` (the login password; three tries), or with ``sudo -n`` answers
+  ``sudo: a password is required``; a root shell's prompt is ``root@lab-sonic:/home/USER#``
+  (netmiko's ``linux`` driver enters "config mode" with ``sudo -s``).
+* LLDP, with the neighbours of ``--lldp FILE``: lldpd runs in the ``lldp`` container, and the
+  host's ``lldpctl`` / ``lldpcli`` are sonic-buildimage's wrappers ``docker exec -i[t] lldp
+  lldpctl "$@"``; ``docker exec [-i] [-t] lldp lldpctl|lldpcli ...`` works too. The login is
+  not in the ``docker`` group (the factory ``admin`` is; a provisioning login need not be), so
+  without sudo they fail as docker does (``permission denied while trying to connect to the
+  Docker daemon socket ...``; the API path in that message is unverified). lldpd's client
+  (lldpd.py) prints ``-f plain|json|json0``; ``show lldp table`` prints lldpshow's table and
+  ``show lldp neighbors [IF]`` lldpctl's text, as ``sudo lldpshow [-d]`` does (every user may).
 
 Ports: ``Ethernet0..Ethernet{N-1}`` (25G, one lane each), admin up, MTU 9100, no description
 (``show interfaces description`` prints ``N/A``), in no VLAN; no VLANs. Faults: ``config_locked``
@@ -43,11 +53,13 @@ import copy
 import hmac
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from provisiond.lab.switch import DialectCli, EndSession, LabSwitch, Terminal
+from provisiond.lab.switches import lldpd
 
 Db = dict[str, dict[str, dict[str, str]]]
 Out = Callable[[str], None]
@@ -55,9 +67,12 @@ Out = Callable[[str], None]
 CONFIG_FILE = "/etc/sonic/config_db.json"
 CFGGEN = "/usr/local/bin/sonic-cfggen"
 RELOAD_LOCK = "/etc/sonic/reload.lock"
-NO_PASSWORD = frozenset({"config", "show", "sonic-db-cli"})  # the lab's sudoers NOPASSWD list
+# the lab's sudoers NOPASSWD list: the provisioning login's rule, and SONiC's READ_ONLY_CMDS
+NO_PASSWORD = frozenset({"config", "show", "sonic-db-cli", "lldpctl"})
 # what sudo can run (the shell's builtins exit/logout are not commands)
-COMMANDS = NO_PASSWORD | {"sed", "cat", "echo", "whoami", "hostname", "pwd", "true", "false"}
+_OTHERS = {"sed", "cat", "echo", "whoami", "hostname", "pwd", "true", "false", "lldpcli", "docker"}
+COMMANDS = NO_PASSWORD | _OTHERS
+DOCKER_SOCKET = "unix:///var/run/docker.sock"
 _MTU = (68, 9216)
 # sonic-db-cli: the Redis commands the lab answers, with their argument counts (min, max)
 _DB_ARITY = {
@@ -612,6 +627,19 @@ SHOW = Group(
                 ),
             },
         ),
+        "lldp": Group(
+            "Show LLDP information",
+            {
+                "neighbors": Leaf(
+                    "[OPTIONS] [INTERFACENAME]",
+                    "Show LLDP neighbors",
+                    (),
+                    ("[INTERFACENAME]",),
+                    optional=1,
+                ),
+                "table": Leaf("[OPTIONS]", "Show LLDP neighbors in tabular format"),
+            },
+        ),
         "vlan": Group(
             "Show VLAN information",
             {"brief": Leaf("[OPTIONS]", "Show all bridge information")},
@@ -730,6 +758,7 @@ class SonicCli(DialectCli):
         self.root = False  # in a root shell (sudo -s)
         self.sudo_cached = False  # sudo's timestamp: the password was given in this session
         self.status = 0  # $?
+        self.started = time.monotonic()  # lldpd's neighbour ages count from here
 
     @property
     def db(self) -> Db:
@@ -917,6 +946,11 @@ class SonicCli(DialectCli):
                 return self._sed(args, stdin, out)
             if cmd == "cat":
                 return self._cat(args, stdin, out)
+            if cmd in ("lldpctl", "lldpcli"):  # the host's wrappers: docker exec -i[t] lldp ...
+                flags = "-it" if out == self.term.write else "-i"  # -t: stdout is a terminal
+                return self._docker(["exec", flags, "lldp", cmd, *args], out, root=root)
+            if cmd == "docker":
+                return self._docker(args, out, root=root)
             if cmd in ("exit", "logout"):
                 if self.root:
                     self.root = False
@@ -950,6 +984,9 @@ class SonicCli(DialectCli):
 
     async def _sudo(self, args: list[str], stdin: str | None, out: Out, *, root: bool) -> int:
         err = self.term.write
+        interactive = True
+        while args[:1] == ["-n"]:
+            interactive, args = False, args[1:]
         shell = args in (["-s"], ["-i"], ["su"], ["su", "-"], ["-su"], ["su", "root"])
         if not args:
             err("usage: sudo -h | -K | -k | -V\n")
@@ -962,6 +999,9 @@ class SonicCli(DialectCli):
             err(f"sudo: {args[0]}: command not found\n")
             return 1
         needs_password = not (root or self.sudo_cached or (not shell and args[0] in NO_PASSWORD))
+        if needs_password and not interactive:
+            err("sudo: a password is required\n")
+            return 1
         if needs_password and not await self._password():
             return 1
         if shell:
@@ -1216,6 +1256,14 @@ class SonicCli(DialectCli):
         _, params = leaf_args(path, leaf, rest)
         if path == "show vlan brief":
             out(self._vlan_brief() + "\n")
+        elif path == "show lldp table":  # sudo lldpshow: lldpctl -f xml, every interface
+            heard = lldpd.heard(self.switch.lldp_neighbors(), self.switch.port_names)
+            out(lldpd.lldpshow_table(heard) + "\n")
+        elif path == "show lldp neighbors":  # sudo lldpshow -d [-p IF]: lldpctl's text
+            res = self._lldpctl("lldpctl", params, tty=False)
+            if not params or params[0] in res.stdout:
+                out(res.stdout + "\n")
+            out("\n")
         elif path == "show runningconfiguration all":
             out(_config_json(self.db) + "\n")
         elif path == "show runningconfiguration ports":  # sonic-cfggen -d --var-json PORT
@@ -1226,6 +1274,53 @@ class SonicCli(DialectCli):
             wanted = set(_interface_filter(params[0])) if params else None
             out(self._interfaces(path.rsplit(" ", 1)[1], wanted) + "\n")
         return 0
+
+    def _lldpctl(self, prog: str, args: list[str], *, tty: bool) -> lldpd.Result:
+        """lldpd's client inside the lldp container (as root there)."""
+        return lldpd.run(
+            prog,
+            args,
+            self.switch.lldp_neighbors(),
+            self.switch.port_names,
+            privileged=True,
+            seconds=time.monotonic() - self.started,
+            tty=tty,
+        )
+
+    def _docker(self, args: list[str], out: Out, *, root: bool) -> int:
+        """``docker exec [-i] [-t] lldp lldpctl|lldpcli ...``: docker's socket is for root and
+        the docker group (which the lab's login is not in)."""
+        err = self.term.write
+        if args[:1] != ["exec"]:
+            err(f"docker: the provisiond lab emulates only docker exec, not {' '.join(args[:1])}\n")
+            return 1
+        rest, tty = args[1:], False
+        while rest and rest[0] in ("-i", "-t", "-it", "-ti", "--interactive", "--tty"):
+            tty = tty or "t" in rest[0].lstrip("-").replace("interactive", "")
+            rest = rest[1:]
+        if len(rest) < 2:
+            err('"docker exec" requires at least 2 arguments.\n')
+            return 1
+        if not root:
+            err(
+                f"permission denied while trying to connect to the Docker daemon socket at "
+                f'{DOCKER_SOCKET}: Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.43/containers/'
+                f'{rest[0]}/exec": dial unix /var/run/docker.sock: connect: permission denied\n'
+            )
+            return 1
+        if rest[0] != "lldp":
+            err(f"Error response from daemon: No such container: {rest[0]}\n")
+            return 1
+        if rest[1] not in ("lldpctl", "lldpcli"):
+            err(
+                "OCI runtime exec failed: exec failed: unable to start container process: exec: "
+                f'"{rest[1]}": executable file not found in $PATH: unknown\n'
+            )
+            return 126
+        res = self._lldpctl(rest[1], rest[2:], tty=tty and out == self.term.write)
+        err(res.stderr)
+        out(res.stdout)
+        return res.status
 
     def _vlan_brief(self) -> str:
         rows: list[list[str]] = []

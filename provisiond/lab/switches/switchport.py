@@ -1,7 +1,8 @@
-"""Pieces the lab's Cisco-style CLIs share (NX-OS in nxos.py, Dell OS10 in os10.py): keyword
-abbreviations, VLAN id and list arguments, the ``switchport trunk allowed vlan`` list operations
-(replace, ``add``, ``remove``, ``except``, ``all``, ``none``), word positions for error carets,
-and the clock strings the configuration headers print.
+"""Pieces the lab's Cisco-style CLIs share (NX-OS in nxos.py, Dell OS10 in os10.py; EOS in
+eos.py for the MAC notations): keyword abbreviations, VLAN id and list arguments, the
+``switchport trunk allowed vlan`` list operations (replace, ``add``, ``remove``, ``except``,
+``all``, ``none``), word positions for error carets, the clock strings the configuration headers
+print, and a MAC in the notation a CLI prints (LLDP neighbours).
 
 Pure functions over strings and sets: no I/O, no switch state. It must never grow
 vendor-specific wording; each CLI module owns its own messages.
@@ -13,7 +14,7 @@ import re
 import time
 from collections.abc import Iterable
 
-from drivers.switch.base import VLAN_MAX, VLAN_MIN, parse_vlan_ranges
+from drivers.switch.base import VLAN_MAX, VLAN_MIN, lldp_id, parse_vlan_ranges
 
 ALL_VLANS: frozenset[int] = frozenset(range(VLAN_MIN, VLAN_MAX + 1))
 
@@ -89,3 +90,16 @@ def runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
 def clock(seconds: float | None = None) -> str:
     """``Tue Mar  5 09:14:02 2024``: ctime's layout, which both CLIs' headers use."""
     return time.ctime(time.time() if seconds is None else seconds)
+
+
+def mac_notation(text: str, form: str) -> str:
+    """A MAC given in any notation as a CLI prints it: ``dotted`` (``5254.0000.0501``: EOS,
+    NX-OS) or ``colon`` (``52:54:00:00:05:01``, lowercase: OS10). Text that is not a MAC comes
+    back unchanged."""
+    colon = lldp_id(text)
+    if colon is None or len(colon) != 17 or colon.count(":") != 5:
+        return text
+    if form == "dotted":
+        hexs = colon.replace(":", "")
+        return ".".join(hexs[i : i + 4] for i in range(0, 12, 4))
+    return colon
