@@ -36,6 +36,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -934,6 +935,7 @@ class Reconciler:
                     "port": nic.switch_port, "neighbor": None, "node": node, "mac": nic.mac,
                     "recorded": f"{name} {nic.switch_port}", "status": "silent",
                 })  # fmt: skip
+        rows_out.sort(key=lambda r: _natural(str(r["port"])))
         counts: dict[str, int] = {}
         for r in rows_out:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -955,6 +957,11 @@ class Reconciler:
         if row is None:
             raise NotFound(f"no switch {switch!r}", switch=str(switch))
         return int(row[0]), str(row[1])
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """swp2 before swp12, Ethernet1/2 before Ethernet1/10."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
 
 
 def _is_mac(text: str) -> bool:

@@ -119,6 +119,27 @@ def _start_switch(data_dir: Path, dialect: str, port: int, *extra: str) -> subpr
     return proc
 
 
+def _leaf1_lldp(data_dir: Path) -> Path:
+    """What leaf1 hears: rack r01's hosts on the ports the rack file says (lldpd's defaults:
+    the NIC's MAC as chassis and port id), except r01n06, whose cable went to swp12, and a host
+    nobody enrolled on swp20."""
+    import yaml
+
+    rack = yaml.safe_load((EXAMPLES / "rack-r01.yaml").read_text())
+    heard: dict[str, Any] = {}
+    for node in rack["nodes"]:
+        for nic in node["nics"]:
+            if nic.get("switch") == "leaf1":
+                port = "swp12" if node["name"] == "r01n06" else nic["port"]
+                heard[port] = {"chassis_id": nic["mac"], "port_id": nic["mac"],
+                               "system_name": node["name"]}  # fmt: skip
+    heard["swp20"] = {"chassis_id": "52:54:00:99:00:01", "port_id": "52:54:00:99:00:01",
+                      "system_name": "someone-elses-box"}  # fmt: skip
+    path = data_dir / "leaf1-lldp.json"
+    path.write_text(json.dumps({"*": heard}, indent=2))
+    return path
+
+
 def _hand_change(port: int, password: str, commands: list[str]) -> None:
     """Someone on the switch's CLI, outside provisiond (netmiko, as a person's SSH would)."""
     from netmiko import ConnectHandler
@@ -237,7 +258,11 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     try:
         lab = _start_lab(data_dir, url)
         _say("Lab switches: SSH servers with the vendors' CLIs (netmiko drives them too)")
-        switches.append(_start_switch(data_dir, "cumulus_nvue", LEAF1_PORT))
+        switches.append(
+            _start_switch(
+                data_dir, "cumulus_nvue", LEAF1_PORT, "--lldp", str(_leaf1_lldp(data_dir))
+            )
+        )
         switches.append(
             _start_switch(data_dir, "arista_eos", LEAF2_PORT, "--password", LEAF2_PASSWORD)
         )
@@ -351,6 +376,10 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         print(" reads them back)")
         _wait_in_sync(env, "leaf1")
         _run(env, "switch", "show", "leaf1")
+
+        _say("Cabling check: what leaf1 hears over LLDP against what the rack file says")
+        _run(env, "switch", "lldp", "leaf1", check=False)
+        print("(r01n06's cable is on swp12, not swp6 as the rack file says: fix one or the other)")
 
         _say("A tenant VLAN and a trunk on leaf2: desired state, the plan, one pass")
         _run(env, "switch", "port", "leaf2", "Ethernet1", "--access", "150")
