@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -624,7 +625,7 @@ def _describe_state(state: dict[str, Any] | None) -> str:
 
 
 def cmd_switch_show(args: argparse.Namespace) -> int:
-    sw = _client(args).get(f"/v1/switches/{args.switch}")
+    sw = _client(args).get(f"/v1/switches/{_seg(args.switch)}")
     if args.json:
         _print_json(sw)
         return EXIT_OK
@@ -689,7 +690,7 @@ def cmd_switch_port(args: argparse.Namespace) -> int:
         else {"mode": "trunk", "native_vlan": args.native, "allowed_vlans": args.allowed}
     )
     _, out = _client(args).request(
-        "PUT", f"/v1/switches/{args.switch}/ports/{args.port}", json_body=body
+        "PUT", f"/v1/switches/{_seg(args.switch)}/ports/{_seg(args.port)}", json_body=body
     )
     if args.json:
         _print_json(out)
@@ -699,8 +700,28 @@ def cmd_switch_port(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seg(name: str) -> str:
+    """One path segment: port names carry "/" (Ethernet1/1, ge-0/0/1)."""
+    return urllib.parse.quote(name, safe="")
+
+
+def cmd_switch_release(args: argparse.Namespace) -> int:
+    _, out = _client(args).request(
+        "DELETE",
+        f"/v1/switches/{_seg(args.switch)}/ports/{_seg(args.port)}",
+        query={"leave": args.leave},
+    )
+    if args.json:
+        _print_json(out)
+    elif args.leave:
+        print(f"{args.switch} {args.port}: no longer managed (left as it is)")
+    else:
+        print(f"{args.switch} {args.port}: released: to quarantine, then no longer managed")
+    return EXIT_OK
+
+
 def cmd_switch_plan(args: argparse.Namespace) -> int:
-    plan = _client(args).get(f"/v1/switches/{args.switch}/plan")
+    plan = _client(args).get(f"/v1/switches/{_seg(args.switch)}/plan")
     if args.json:
         _print_json(plan)
         return EXIT_OK
@@ -721,7 +742,7 @@ def cmd_switch_plan(args: argparse.Namespace) -> int:
 
 def cmd_switch_apply(args: argparse.Namespace) -> int:
     client = dataclasses.replace(_client(args), timeout=args.timeout)
-    res = client.post(f"/v1/switches/{args.switch}/apply", retry=args.retry)
+    res = client.post(f"/v1/switches/{_seg(args.switch)}/apply", retry=args.retry)
     if args.json:
         _print_json(res)
     elif res["skipped"]:
@@ -744,7 +765,7 @@ def cmd_switch_apply(args: argparse.Namespace) -> int:
 
 def cmd_switch_drift(args: argparse.Namespace) -> int:
     client = dataclasses.replace(_client(args), timeout=args.timeout)
-    res = client.post(f"/v1/switches/{args.switch}/drift")
+    res = client.post(f"/v1/switches/{_seg(args.switch)}/drift")
     if args.json:
         _print_json(res)
     elif res["error"]:
@@ -759,7 +780,7 @@ def cmd_switch_drift(args: argparse.Namespace) -> int:
 
 def cmd_switch_lldp(args: argparse.Namespace) -> int:
     client = dataclasses.replace(_client(args), timeout=args.timeout)
-    res = client.get(f"/v1/switches/{args.switch}/lldp")
+    res = client.get(f"/v1/switches/{_seg(args.switch)}/lldp")
     if args.json:
         _print_json(res)
         return EXIT_OK
@@ -965,6 +986,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp_.add_argument("--access", type=int, metavar="VLAN")
     sp_.add_argument("--native", type=int, metavar="VLAN", help="trunk: native VLAN")
     sp_.add_argument("--allowed", metavar="LIST", help='trunk: allowed VLANs, e.g. "100-110"')
+    srl = cmd(sw, "release", cmd_switch_release, "stop managing a port (after quarantine)", remote)
+    srl.add_argument("switch")
+    srl.add_argument("port")
+    srl.add_argument("--leave", action="store_true", help="forget it now, as it is on the switch")
     spl = cmd(sw, "plan", cmd_switch_plan, "what the next pass would send", remote)
     spl.add_argument("switch")
     sap = cmd(sw, "apply", cmd_switch_apply, "run a pass now", remote)

@@ -47,7 +47,8 @@ class Client:
         data: bytes | None = None,
         content_type: str | None = None,
     ) -> tuple[int, Any]:
-        url = self.url.rstrip("/") + urllib.parse.quote(path, safe="/")
+        # "%" is kept: callers quote a segment that may hold "/" (a port named Ethernet1/1)
+        url = self.url.rstrip("/") + urllib.parse.quote(path, safe="/%")
         if query:
             q = {k: str(v).lower() if isinstance(v, bool) else v for k, v in query.items()}
             url += "?" + urllib.parse.urlencode({k: v for k, v in q.items() if v is not None})

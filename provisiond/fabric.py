@@ -41,10 +41,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import false, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from drivers.switch.base import (
     ChangeSet,
+    Dialect,
     Policy,
     PortChange,
     PortMode,
@@ -62,6 +64,7 @@ from provisiond import events
 from provisiond.config import SwitchSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
+from provisiond.engine import Owner
 from provisiond.errors import NotFound, ValidationError
 from provisiond.models import Nic, Node, PortBinding, Switch, utcnow
 
@@ -165,6 +168,8 @@ class SwitchRecord:
     provisioning_vlan: int | None
     repair_drift: bool
     known_vlans: frozenset[int]
+    # (driver, address, port) as enrolled: a pass records nothing onto a re-enrolled switch
+    identity: tuple[str, str, int | None]
 
     @classmethod
     def of(cls, sw: Switch, box: SecretBox) -> SwitchRecord:
@@ -176,7 +181,7 @@ class SwitchRecord:
                 sw.name,
                 sw.driver,
                 sw.address,
-                sw.port or 22,
+                sw.port or default_port(sw.driver),
                 sw.username,
                 box.decrypt(sw.password_enc) if sw.password_enc else None,
             ),
@@ -185,7 +190,38 @@ class SwitchRecord:
             provisioning_vlan=sw.provisioning_vlan,
             repair_drift=sw.repair_drift,
             known_vlans=frozenset(int(v) for v in (sw.known_vlans or {}).get("ids", [])),
+            identity=(sw.driver, sw.address, sw.port),
         )
+
+
+def default_port(driver: str) -> int:
+    """The port a switch driver talks to when the switch record gives none: SSH for the CLI
+    dialects and napalm's nxos_ssh, HTTPS (eAPI) for napalm_eos, NETCONF for napalm_junos."""
+    return {"napalm_eos": 443, "napalm_junos": 830}.get(driver, 22)
+
+
+def _proves_dead(me: str, holder: str) -> bool:
+    mine, theirs = Owner.parse(me), Owner.parse(holder)
+    return mine is not None and theirs is not None and mine.proves_dead(theirs)
+
+
+class _LeaseLost(Exception):
+    """Another daemon took the switch over while this one worked on it."""
+
+
+def _about_ports(
+    exc: SwitchError, dialect: Dialect, sent: ChangeSet, saves: set[str]
+) -> bool:
+    """Whether the switch refused ``sent`` because of one of its ports (then the batch is split
+    to find which), rather than as a whole: no answer, a refused login, a lock, a save or
+    commit that failed for its own reasons (storage, napalm's rollback copy). A command of the
+    batch was refused: the port's. Junos checks the ports' configuration at ``commit``
+    (``save_validates``): a commit refused for another reason than a lock is the ports' too."""
+    if exc.transient or exc.command is None:
+        return False
+    if exc.command in saves:
+        return dialect.save_validates
+    return exc.command in set(dialect.render(sent))
 
 
 def system_vlan(record: SwitchRecord | Switch, network: str) -> int:
@@ -207,6 +243,8 @@ class PassResult:
     applied: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # port -> why
     failed: dict[str, str] = field(default_factory=dict)  # port -> why (state unknown)
+    # port -> why: the move to quarantine is not confirmed yet; retried with the backoff
+    owed: dict[str, str] = field(default_factory=dict)
     pending: list[str] = field(default_factory=list)  # still to do (switch unreachable)
     vlans_created: list[int] = field(default_factory=list)
     sessions: int = 0
@@ -220,6 +258,7 @@ class PassResult:
             "applied": self.applied,
             "quarantined": self.quarantined,
             "failed": self.failed,
+            "owed": self.owed,
             "pending": self.pending,
             "vlans_created": self.vlans_created,
             "sessions": self.sessions,
@@ -313,6 +352,7 @@ class Reconciler:
 
     async def _loop(self) -> None:
         while True:
+            self._wake.clear()  # before the tick: a wake during it is not lost
             try:
                 await self.tick()
             except asyncio.CancelledError:
@@ -321,7 +361,6 @@ class Reconciler:
                 log.exception("switch reconciler: tick failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.interval)
-            self._wake.clear()
 
     async def tick(self) -> None:
         """Start a pass for every switch with pending ports (not in backoff), and a drift check
@@ -334,8 +373,11 @@ class Reconciler:
                     select(Switch.id)
                     .join(PortBinding, PortBinding.switch_id == Switch.id)
                     .where(
-                        PortBinding.applied_rev < PortBinding.desired_rev,
-                        PortBinding.status.in_((PENDING, DRIFTED)),
+                        (
+                            (PortBinding.applied_rev < PortBinding.desired_rev)
+                            & PortBinding.status.in_((PENDING, DRIFTED))
+                        )
+                        | PortBinding.quarantine_owed.is_(True),
                         or_(Switch.next_attempt_at.is_(None), Switch.next_attempt_at <= now),
                     )
                     .distinct()
@@ -346,7 +388,7 @@ class Reconciler:
                     select(Switch.id)
                     .join(PortBinding, PortBinding.switch_id == Switch.id)
                     .where(
-                        PortBinding.status.in_((APPLIED, DRIFTED)),
+                        PortBinding.status.in_((APPLIED, DRIFTED, QUARANTINED)),
                         or_(
                             Switch.last_drift_check_at.is_(None),
                             Switch.last_drift_check_at <= drift_before,
@@ -391,6 +433,10 @@ class Reconciler:
         async with lock:
             now = utcnow()
             async with self.db.write() as s:
+                holder = await s.scalar(select(Switch.lease_owner).where(Switch.id == switch_id))
+                # a holder on this host whose process is gone (a crashed daemon) is taken over
+                # at once rather than after its lease (Owner, as the engine does)
+                dead = holder is not None and _proves_dead(self.owner, holder)
                 claimed = await s.execute(
                     update(Switch)
                     .where(
@@ -399,6 +445,7 @@ class Reconciler:
                             Switch.lease_owner.is_(None),
                             Switch.lease_owner == self.owner,
                             Switch.lease_expires_at < now,
+                            Switch.lease_owner == holder if dead else false(),
                         ),
                     )
                     .values(
@@ -426,60 +473,78 @@ class Reconciler:
 
     async def reconcile(self, switch: int | str, *, retry_failed: bool = False) -> PassResult:
         """One pass over ``switch`` (id or name): apply what is pending, read it back, record.
-        ``retry_failed``: also retry ports left quarantined or failed by earlier passes."""
+        ``retry_failed``: an operator asks to retry the ports left quarantined or failed, and
+        to put drifted ones back, with their desired state."""
         switch_id, name = await self._resolve(switch)
         result = PassResult(name)
         async with self._held(switch_id) as record:
             if record is None:
                 result.skipped = "another daemon is working on this switch"
                 return result
-            pending = (PortBinding.applied_rev < PortBinding.desired_rev) & (
-                PortBinding.status.in_((PENDING, DRIFTED))
-            )
-            if retry_failed:  # an operator asks: the ports left aside, and drifted ones, too
-                pending = pending | PortBinding.status.in_((QUARANTINED, FAILED, DRIFTED))
+            wanted = (
+                (PortBinding.applied_rev < PortBinding.desired_rev)
+                & PortBinding.status.in_((PENDING, DRIFTED))
+            ) | PortBinding.quarantine_owed.is_(True)
+            if retry_failed:
+                wanted = wanted | PortBinding.status.in_((QUARANTINED, FAILED, DRIFTED))
             async with self.db.read() as s:
                 bindings = list(
                     await s.scalars(
                         select(PortBinding)
-                        .where(PortBinding.switch_id == switch_id, pending)
+                        .where(PortBinding.switch_id == switch_id, wanted)
                         .order_by(PortBinding.port)
                     )
                 )
             if not bindings:
                 result.skipped = "nothing pending"
                 return result
-            await self._pass(record, bindings, result)
+            try:
+                await self._pass(record, bindings, result, retry_failed=retry_failed)
+            except _LeaseLost:
+                result.skipped = "another daemon took the switch over during the pass"
         return result
 
     async def _pass(
-        self, record: SwitchRecord, bindings: list[PortBinding], result: PassResult
+        self,
+        record: SwitchRecord,
+        bindings: list[PortBinding],
+        result: PassResult,
+        *,
+        retry_failed: bool,
     ) -> None:
         driver = self.drivers.get(record.driver)
         dialect = dialect_for(record.driver)
-        revs = {b.port: b.desired_rev for b in bindings}
+        revs = {b.id: b.desired_rev for b in bindings}
+        ids = {b.port: b.id for b in bindings}
         desired = {b.port: dict(b.desired) for b in bindings}
+        # refused: port -> why its desired state cannot be applied (it goes to quarantine)
         refused: dict[str, str] = {}
         changes: list[PortChange] = []
-        for port, want in desired.items():
-            change = port_change(port, want)
+        for b in bindings:
+            if b.quarantine_owed and not retry_failed:
+                # an earlier pass could not confirm the move to quarantine: that comes first
+                refused[b.port] = b.last_error or "quarantine owed"
+                continue
+            change = port_change(b.port, desired[b.port])
             try:  # the allow-lists may have changed since the desired state was accepted
                 check(ChangeSet(ports=(change,)), record.policy, dialect)
             except ValidationError as exc:
-                refused[port] = "; ".join(str(p) for p in exc.problems) or exc.message
+                refused[b.port] = "; ".join(str(p) for p in exc.problems) or exc.message
                 continue
             changes.append(change)
         needed: set[int] = set()
         for c in changes:
             needed |= vlans_of(desired[c.port])
-        if refused and record.quarantine_vlan is not None:
-            needed.add(record.quarantine_vlan)
+        if record.quarantine_vlan is not None:
+            needed.add(record.quarantine_vlan)  # a port may have to go there during the pass
         known = set(record.known_vlans)
         try:
             vlans, known = await self._missing_vlans(driver, record, needed, known, result)
         except SwitchError as exc:
             result.sessions += 1
-            await self._unreachable(record, bindings, result, exc)
+            result.error = exc.message
+            result.pending = sorted(desired)
+            await self._record(record, revs, ids, desired, {}, known, result)
             return
         outcome = await self._apply(driver, record, changes, vlans)
         result.sessions += outcome.sessions
@@ -505,26 +570,27 @@ class Reconciler:
             else:
                 refused[c.port] = f"read back as {describe(got)}, not {describe(desired[c.port])}"
         # quarantine: a refused port must not stay where it was (it may be in a tenant network)
-        not_quarantined: dict[str, str] = {}
+        gave_up: dict[str, str] = {}
+        owed: dict[str, str] = {}
         if refused and record.quarantine_vlan is None:
-            not_quarantined = dict.fromkeys(refused, "this switch has no quarantine VLAN")
+            gave_up = dict.fromkeys(refused, "this switch has no quarantine VLAN")
         elif refused and outcome.transient is None and read_error is None:
-            not_quarantined = await self._quarantine(
-                driver, record, list(refused), observed, result
-            )
+            gave_up, owed = await self._quarantine(driver, record, list(refused), observed, result)
         elif refused:
-            not_quarantined = dict.fromkeys(refused, "the switch stopped answering")
+            owed = dict.fromkeys(refused, outcome.transient or read_error or "no answer")
         for port, why in refused.items():
-            if port in not_quarantined:
-                result.failed[port] = f"{why}; not quarantined: {not_quarantined[port]}"
+            if port in gave_up:
+                result.failed[port] = f"{why}; not quarantined: {gave_up[port]}"
+            elif port in owed:
+                result.owed[port] = f"{why}; quarantine not confirmed yet: {owed[port]}"
             else:
                 result.quarantined[port] = why
         result.pending = [c.port for c in outcome.unreached] + [
             c.port for c in outcome.ok if c.port not in observed
         ]
-        if outcome.transient is not None or read_error is not None:
-            result.error = outcome.transient or read_error
-        await self._record(record, revs, desired, observed, known, result)
+        if outcome.transient is not None or read_error is not None or owed:
+            result.error = outcome.transient or read_error or next(iter(owed.values()))
+        await self._record(record, revs, ids, desired, observed, known, result)
 
     async def _missing_vlans(
         self,
@@ -542,6 +608,7 @@ class Reconciler:
             return tuple(VlanChange(v) for v in sorted(needed)), known
         if not needed - known:
             return (), known
+        await self._renew(record)
         have: Mapping[int, VlanState] = await driver.read_vlans(record.target)
         result.sessions += 1
         known = set(have)
@@ -555,10 +622,12 @@ class Reconciler:
         vlans: tuple[VlanChange, ...],
     ) -> _Outcome:
         """Apply ``changes`` (with ``vlans`` created first) in one session; a batch the switch
-        refuses is split in halves until the refused ports are isolated."""
+        refuses because of one of its ports is split in halves until the refused ports are
+        isolated. Anything else (no answer, a refused login or save, a lock) is about the
+        switch: the batch stays pending."""
         out = _Outcome()
-        # a save the switch refuses is about the switch (storage, a lock), not about the ports
-        saves = set(dialect_for(record.driver).save_commands())
+        dialect = dialect_for(record.driver)
+        saves = set(dialect.save_commands())
         queue: list[list[PortChange]] = [changes] if changes or vlans else []
         while queue:
             batch = queue.pop(0)
@@ -566,12 +635,11 @@ class Reconciler:
                 out.unreached.extend(batch)
                 continue
             send_vlans = vlans if not out.vlans_sent else ()
+            sent = ChangeSet(vlans=send_vlans, ports=tuple(batch))
+            await self._renew(record)
             try:
                 res = await driver.apply(
-                    record.target,
-                    ChangeSet(vlans=send_vlans, ports=tuple(batch)),
-                    record.policy,
-                    read_back=[c.port for c in batch],
+                    record.target, sent, record.policy, read_back=[c.port for c in batch]
                 )
                 out.sessions += 1
                 out.ok.extend(batch)
@@ -582,9 +650,7 @@ class Reconciler:
                     out.diffs.append(res.diff)
             except SwitchError as exc:
                 out.sessions += 1
-                if exc.transient or exc.command is None or exc.command in saves:
-                    # unreachable, refused as a whole (a login), or the save failed: not about
-                    # these ports; the batch is sent again after the backoff
+                if not _about_ports(exc, dialect, sent, saves):
                     out.transient = exc.message
                     out.unreached.extend(batch)
                 elif len(batch) <= 1:
@@ -610,6 +676,7 @@ class Reconciler:
         queue = [ports] if ports else []
         while queue:
             batch = queue.pop(0)
+            await self._renew(record)
             try:
                 states = await driver.read_ports(record.target, batch)
                 result.sessions += 1
@@ -633,160 +700,220 @@ class Reconciler:
         ports: list[str],
         observed: dict[str, dict[str, Any]],
         result: PassResult,
-    ) -> dict[str, str]:
-        """Move ``ports`` to the quarantine VLAN and read them back; the ports that did not get
-        there, with why."""
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Move ``ports`` to the quarantine VLAN (created if the switch lacks it) and read them
+        back. Returns (ports the switch refused to quarantine, ports whose move could not be
+        confirmed for now), each with why."""
         assert record.quarantine_vlan is not None
         q = record.quarantine_vlan
         moves = [PortChange(p, PortMode.ACCESS, vlan=q) for p in ports]
-        outcome = await self._apply(driver, record, moves, ())
+        ensure = (VlanChange(q),) if dialect_for(record.driver).vlan_create_idempotent else ()
+        outcome = await self._apply(driver, record, moves, ensure)
         result.sessions += outcome.sessions
-        failed = dict(outcome.refused)
-        for c in outcome.unreached:
-            failed[c.port] = outcome.transient or "the switch stopped answering"
+        gave_up = dict(outcome.refused)
+        owed = {c.port: outcome.transient or "no answer" for c in outcome.unreached}
         moved = [c.port for c in outcome.ok]
         got = dict(outcome.read)
         more, error = await self._read(driver, record, [p for p in moved if p not in got], result)
         got.update(more)
         for port in moved:
             if port not in got:
-                failed[port] = f"not read back: {error}"
+                owed[port] = f"not read back: {error}"
                 continue
             observed[port] = got[port]
             if not matches(access(q), got[port]):
-                failed[port] = f"reads as {describe(got[port])} after the move"
-        return failed
-
-    async def _unreachable(
-        self,
-        record: SwitchRecord,
-        bindings: list[PortBinding],
-        result: PassResult,
-        exc: SwitchError,
-    ) -> None:
-        result.error = exc.message
-        result.pending = [b.port for b in bindings]
-        await self._record(
-            record, {}, {}, {}, set(record.known_vlans), result, touched_switch=False
-        )
+                gave_up[port] = f"reads as {describe(got[port])} after the move"
+        return gave_up, owed
 
     # ------------------------------------------------------------------ recording
 
     async def _record(
         self,
         record: SwitchRecord,
-        revs: Mapping[str, int],
+        revs: Mapping[int, int],
+        ids: Mapping[str, int],
         desired: Mapping[str, dict[str, Any]],
         observed: Mapping[str, dict[str, Any]],
         known: set[int],
         result: PassResult,
-        *,
-        touched_switch: bool = True,
     ) -> None:
+        """Write one pass's outcome, in one transaction, only if this daemon still holds the
+        switch and the switch is still the one the pass talked to (a re-enrolled switch with a
+        new address or driver is worked on afresh)."""
         now = utcnow()
         async with self.db.write() as s:
-            sw = await s.get(Switch, record.id)
-            if sw is None:
-                return  # deleted meanwhile
+            sw = await s.get(Switch, record.id, with_for_update=True)
+            if sw is None or sw.lease_owner != self.owner:
+                return  # deleted, or another daemon took it over
+            if (sw.driver, sw.address, sw.port) != record.identity:
+                result.error = result.error or "the switch was re-enrolled during the pass"
+                return
+            # the rows as they are now, by id: a port released and set again meanwhile is a
+            # new row, and a desired state changed meanwhile has another revision
             rows = {
-                b.port: b
+                b.id: b
                 for b in await s.scalars(
-                    select(PortBinding).where(
-                        PortBinding.switch_id == record.id, PortBinding.port.in_(list(revs))
-                    )
+                    select(PortBinding)
+                    .where(PortBinding.id.in_(list(revs)))
+                    .with_for_update()
                 )
             } if revs else {}  # fmt: skip
+
+            def current(port: str) -> PortBinding | None:
+                b = rows.get(ids.get(port, -1))
+                return b if b is not None and b.desired_rev == revs[b.id] else None
+
             for port, got in observed.items():
-                b = rows.get(port)
+                b = rows.get(ids.get(port, -1))
                 if b is not None:
                     b.observed, b.observed_at = got, now
+            released: list[str] = []
             for port in result.applied:
-                b = rows.get(port)
-                # a desired state changed during the pass stays pending for the next one
-                if b is not None and b.desired_rev == revs[port]:
-                    b.applied, b.applied_rev, b.applied_at = desired[port], revs[port], now
-                    b.status, b.last_error = APPLIED, None
+                b = current(port)
+                if b is None:
+                    continue  # changed during the pass: pending for the next one
+                b.applied, b.applied_rev, b.applied_at = desired[port], b.desired_rev, now
+                b.status, b.last_error, b.quarantine_owed = APPLIED, None, False
+                if b.releasing:
+                    released.append(port)
+                    await s.delete(b)
             for port, why in result.quarantined.items():
-                b = rows.get(port)
-                if b is not None and b.desired_rev == revs[port]:
-                    b.status, b.last_error = QUARANTINED, why
+                b = current(port)
+                if b is not None:
+                    b.status, b.last_error, b.quarantine_owed = QUARANTINED, why, False
             for port, why in result.failed.items():
-                b = rows.get(port)
-                if b is not None and b.desired_rev == revs[port]:
-                    b.status, b.last_error = FAILED, why
+                b = current(port)
+                if b is not None:
+                    b.status, b.last_error, b.quarantine_owed = FAILED, why, False
+            for port, why in result.owed.items():
+                b = current(port)
+                if b is not None:
+                    b.status, b.last_error, b.quarantine_owed = FAILED, why, True
             if result.error is not None:
-                sw.failures += 1
-                delay = min(
-                    self.settings.backoff_seconds * 2 ** (sw.failures - 1),
-                    self.settings.backoff_max_seconds,
-                )
-                sw.next_attempt_at = now + dt.timedelta(seconds=delay)
-                first = sw.last_error is None
-                sw.last_error = result.error
-                if first:
-                    events.record(
-                        s,
-                        "switch.unreachable",
-                        f"switch {record.name}: {result.error}; {len(result.pending)} port(s) "
-                        f"stay pending, retried with backoff",
-                        switch_id=record.id,
-                        data={"switch": record.name, "pending": result.pending},
-                    )
+                self._failed(s, sw, record, result.error, result.pending, now)
             else:
-                if sw.last_error is not None:
-                    events.record(
-                        s,
-                        "switch.recovered",
-                        f"switch {record.name} answers again",
-                        switch_id=record.id,
-                        data={"switch": record.name},
-                    )
-                sw.failures, sw.next_attempt_at, sw.last_error = 0, None, None
-            if touched_switch:
-                sw.known_vlans = {"ids": sorted(known)}
-                if result.applied:
-                    sw.last_applied_at = now
-            if result.applied or result.vlans_created:
-                events.record(
-                    s,
-                    "switch.apply",
-                    f"switch {record.name}: {len(result.applied)} port(s) applied"
-                    + (f", VLAN(s) {format_vlan_ranges(result.vlans_created)} created"
-                       if result.vlans_created else "")
-                    + f" in {result.sessions} session(s)",
-                    switch_id=record.id,
-                    data={
-                        "switch": record.name,
-                        "ports": {p: desired[p] for p in result.applied},
-                        "vlans_created": result.vlans_created,
-                        "diff": result.diff,
-                    },
-                )  # fmt: skip
-            if result.quarantined:
-                events.record(
-                    s,
-                    "switch.quarantine",
-                    f"switch {record.name}: {len(result.quarantined)} port(s) moved to "
-                    f"quarantine VLAN {record.quarantine_vlan}: "
-                    + "; ".join(f"{p}: {w}" for p, w in sorted(result.quarantined.items())),
-                    switch_id=record.id,
-                    data={"switch": record.name, "ports": result.quarantined},
-                )
-            if result.failed:
-                events.record(
-                    s,
-                    "switch.port_failed",
-                    f"switch {record.name}: {len(result.failed)} port(s) in an unknown state: "
-                    + "; ".join(f"{p}: {w}" for p, w in sorted(result.failed.items())),
-                    switch_id=record.id,
-                    data={"switch": record.name, "ports": result.failed},
-                )
+                self._recovered(s, sw, record)
+            sw.known_vlans = {"ids": sorted(known)}
+            if result.applied:
+                sw.last_applied_at = now
+            self._events(s, record, desired, result, released)
+
+    def _failed(
+        self,
+        s: AsyncSession,
+        sw: Switch,
+        record: SwitchRecord,
+        error: str,
+        pending: list[str],
+        now: dt.datetime,
+    ) -> None:
+        sw.failures += 1
+        # capped exponent: a switch dead for days must not overflow the float
+        delay = min(
+            self.settings.backoff_seconds * 2 ** min(sw.failures - 1, 30),
+            self.settings.backoff_max_seconds,
+        )
+        sw.next_attempt_at = now + dt.timedelta(seconds=delay)
+        first = sw.last_error is None
+        sw.last_error = error
+        if first:
+            events.record(
+                s,
+                "switch.unreachable",
+                f"switch {record.name}: {error}; {len(pending)} port(s) stay pending, retried "
+                "with backoff",
+                switch_id=record.id,
+                data={"switch": record.name, "pending": pending},
+            )
+
+    def _recovered(self, s: AsyncSession, sw: Switch, record: SwitchRecord) -> None:
+        if sw.last_error is not None:
+            events.record(
+                s,
+                "switch.recovered",
+                f"switch {record.name} answers again",
+                switch_id=record.id,
+                data={"switch": record.name},
+            )
+        sw.failures, sw.next_attempt_at, sw.last_error = 0, None, None
+
+    def _events(
+        self,
+        s: AsyncSession,
+        record: SwitchRecord,
+        desired: Mapping[str, dict[str, Any]],
+        result: PassResult,
+        released: list[str],
+    ) -> None:
+        if result.applied or result.vlans_created:
+            created = format_vlan_ranges(result.vlans_created)
+            events.record(
+                s,
+                "switch.apply",
+                f"switch {record.name}: {len(result.applied)} port(s) applied"
+                + (f", VLAN(s) {created} created" if created else "")
+                + f" in {result.sessions} session(s)",
+                switch_id=record.id,
+                data={
+                    "switch": record.name,
+                    "ports": {p: desired[p] for p in result.applied},
+                    "vlans_created": result.vlans_created,
+                    "diff": result.diff,
+                },
+            )
+        if released:
+            events.record(
+                s,
+                "switch.port",
+                f"switch {record.name}: {', '.join(released)} released (in quarantine VLAN "
+                f"{record.quarantine_vlan}, no longer managed)",
+                switch_id=record.id,
+                data={"switch": record.name, "released": released},
+            )
+        if result.quarantined:
+            events.record(
+                s,
+                "switch.quarantine",
+                f"switch {record.name}: {len(result.quarantined)} port(s) moved to "
+                f"quarantine VLAN {record.quarantine_vlan}: "
+                + "; ".join(f"{p}: {w}" for p, w in sorted(result.quarantined.items())),
+                switch_id=record.id,
+                data={"switch": record.name, "ports": result.quarantined},
+            )
+        if result.failed or result.owed:
+            bad = {**result.owed, **result.failed}
+            events.record(
+                s,
+                "switch.port_failed",
+                f"switch {record.name}: {len(bad)} port(s) in an unknown state: "
+                + "; ".join(f"{p}: {w}" for p, w in sorted(bad.items())),
+                switch_id=record.id,
+                data={"switch": record.name, "ports": bad, "retrying": sorted(result.owed)},
+            )
+
+    # ------------------------------------------------------------------ leases (renewal)
+
+    async def _renew(self, record: SwitchRecord) -> None:
+        """Extend this daemon's lease before each session of a pass (a long pass outlives one
+        lease); raise _LeaseLost when another daemon has taken the switch meanwhile."""
+        now = utcnow()
+        async with self.db.write() as s:
+            res = await s.execute(
+                update(Switch)
+                .where(Switch.id == record.id, Switch.lease_owner == self.owner)
+                .values(lease_expires_at=now + dt.timedelta(seconds=self.settings.lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise _LeaseLost(record.name)
 
     # ------------------------------------------------------------------ drift
 
     async def check_drift(self, switch: int | str) -> DriftResult:
-        """Read every applied (or drifted) port of ``switch`` and compare it with what was
-        applied; report the differences (and make them pending again with repair_drift)."""
+        """Read every applied, drifted or quarantined port of ``switch`` and compare it with
+        what it should be (what was applied; the quarantine VLAN for a quarantined port);
+        report the differences, and with repair_drift make them pending again (a quarantined
+        port: owed to quarantine again)."""
         switch_id, name = await self._resolve(switch)
         result = DriftResult(name)
         async with self._held(switch_id) as record:
@@ -799,75 +926,100 @@ class Reconciler:
                         select(PortBinding)
                         .where(
                             PortBinding.switch_id == switch_id,
-                            PortBinding.status.in_((APPLIED, DRIFTED)),
+                            PortBinding.status.in_((APPLIED, DRIFTED, QUARANTINED)),
+                            PortBinding.quarantine_owed.is_(False),
                         )
                         .order_by(PortBinding.port)
                     )
                 )
             if not bindings:
-                await self._drift_checked(record.id)
+                await self._drift_checked(record, None)
                 return result
             driver = self.drivers.get(record.driver)
+            probe = PassResult(name)
             try:
-                states = await driver.read_ports(record.target, [b.port for b in bindings])
-            except SwitchError as exc:
-                result.error = exc.message
+                observed, error = await self._read(
+                    driver, record, [b.port for b in bindings], probe
+                )
+            except _LeaseLost:
+                result.error = "another daemon took the switch over during the check"
+                return result
+            if error is not None:
+                result.error = error
+                await self._drift_checked(record, error)
                 return result
             result.checked = len(bindings)
             result.repairing = record.repair_drift
-            now = utcnow()
-            async with self.db.write() as s:
-                for b in bindings:
-                    row = await s.get(PortBinding, b.id)
-                    if row is None:
-                        continue
-                    got = observed_dict(states.get(b.port))
-                    row.observed, row.observed_at = got, now
-                    expected = row.applied or row.desired
-                    if matches(expected, got):
-                        if row.status == DRIFTED:
-                            row.status, row.last_error = APPLIED, None
-                            result.cleared.append(b.port)
-                        continue
-                    result.drifted[b.port] = {
-                        "expected": describe(expected),
-                        "observed": describe(got),
-                    }
-                    row.last_error = f"drift: {describe(got)} instead of {describe(expected)}"
-                    if record.repair_drift:
-                        row.status = PENDING
-                        row.desired_rev += 1  # pending again: the next pass puts it back
-                    else:
-                        row.status = DRIFTED
-                sw = await s.get(Switch, record.id)
-                if sw is not None:
-                    sw.last_drift_check_at = now
-                if result.drifted:
-                    events.record(
-                        s,
-                        "switch.drift",
-                        f"switch {record.name}: {len(result.drifted)} port(s) changed outside "
-                        "provisiond: "
-                        + "; ".join(
-                            f"{p} is {d['observed']}, expected {d['expected']}"
-                            for p, d in sorted(result.drifted.items())
-                        )
-                        + ("; repairing" if record.repair_drift else "; reported only"),
-                        switch_id=record.id,
-                        data={"switch": record.name, "ports": result.drifted,
-                              "repairing": record.repair_drift},
-                    )  # fmt: skip
-                if result.cleared:
-                    events.record(
-                        s,
-                        "switch.drift_cleared",
-                        f"switch {record.name}: {', '.join(result.cleared)} read as applied again",
-                        switch_id=record.id,
-                        data={"switch": record.name, "ports": result.cleared},
-                    )
+            await self._record_drift(record, bindings, observed, result)
         if result.drifted and record.repair_drift:
             self.wake()
         return result
+
+    async def _record_drift(
+        self,
+        record: SwitchRecord,
+        bindings: list[PortBinding],
+        observed: Mapping[str, dict[str, Any]],
+        result: DriftResult,
+    ) -> None:
+        now = utcnow()
+        async with self.db.write() as s:
+            sw = await s.get(Switch, record.id, with_for_update=True)
+            if sw is None or sw.lease_owner != self.owner:
+                return
+            for b in bindings:
+                row = await s.get(PortBinding, b.id, with_for_update=True)
+                if row is None or row.desired_rev != b.desired_rev or row.status != b.status:
+                    continue  # changed since it was read: not this check's business
+                got = observed.get(b.port, observed_dict(None))
+                row.observed, row.observed_at = got, now
+                quarantined = row.status == QUARANTINED
+                if quarantined and record.quarantine_vlan is not None:
+                    expected = access(record.quarantine_vlan)
+                else:
+                    expected = row.applied or row.desired
+                if matches(expected, got):
+                    if row.status == DRIFTED:
+                        row.status, row.last_error = APPLIED, None
+                        result.cleared.append(b.port)
+                    continue
+                result.drifted[b.port] = {"expected": describe(expected), "observed": describe(got)}
+                if quarantined:
+                    # a quarantined port must stay there: moved back unless told otherwise
+                    row.last_error = f"left quarantine: {describe(got)}"
+                    row.quarantine_owed = record.repair_drift
+                    continue
+                row.last_error = f"drift: {describe(got)} instead of {describe(expected)}"
+                if record.repair_drift:
+                    row.status = PENDING
+                    row.desired_rev = row.desired_rev + 1  # pending again: the next pass repairs
+                else:
+                    row.status = DRIFTED
+            sw.last_drift_check_at = now
+            self._recovered(s, sw, record)
+            if result.drifted:
+                events.record(
+                    s,
+                    "switch.drift",
+                    f"switch {record.name}: {len(result.drifted)} port(s) changed outside "
+                    "provisiond: "
+                    + "; ".join(
+                        f"{p} is {d['observed']}, expected {d['expected']}"
+                        for p, d in sorted(result.drifted.items())
+                    )
+                    + ("; repairing" if record.repair_drift else "; reported only"),
+                    switch_id=record.id,
+                    data={"switch": record.name, "ports": result.drifted,
+                          "repairing": record.repair_drift},
+                )  # fmt: skip
+            if result.cleared:
+                events.record(
+                    s,
+                    "switch.drift_cleared",
+                    f"switch {record.name}: {', '.join(result.cleared)} read as applied again",
+                    switch_id=record.id,
+                    data={"switch": record.name, "ports": result.cleared},
+                )
 
     async def cabling(self, switch: str) -> dict[str, Any]:
         """The switch's LLDP neighbours checked against the inventory's cabling (NIC switch and
@@ -879,7 +1031,8 @@ class Reconciler:
         switch_id, name = await self._resolve(switch)
         async with self.db.read() as s:
             sw = await s.get(Switch, switch_id)
-            assert sw is not None
+            if sw is None:
+                raise NotFound(f"no switch {switch!r}", switch=switch)
             record = SwitchRecord.of(sw, self.box)
         neighbors = await self.drivers.get(record.driver).lldp_neighbors(record.target)
         macs = {m for n in neighbors for m in (n.port_id, n.chassis_id) if m and _is_mac(m)}
@@ -941,11 +1094,16 @@ class Reconciler:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         return {"switch": name, "cabling": rows_out, "counts": counts}
 
-    async def _drift_checked(self, switch_id: int) -> None:
+    async def _drift_checked(self, record: SwitchRecord, error: str | None) -> None:
+        """A drift check ran (or could not: then the switch backs off as after a pass)."""
+        now = utcnow()
         async with self.db.write() as s:
-            sw = await s.get(Switch, switch_id)
-            if sw is not None:
-                sw.last_drift_check_at = utcnow()
+            sw = await s.get(Switch, record.id, with_for_update=True)
+            if sw is None or sw.lease_owner != self.owner:
+                return
+            sw.last_drift_check_at = now
+            if error is not None:
+                self._failed(s, sw, record, f"drift check: {error}", [], now)
 
     async def _resolve(self, switch: int | str) -> tuple[int, str]:
         async with self.db.read() as s:

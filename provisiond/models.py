@@ -261,6 +261,12 @@ class PortBinding(Base):
     observed_at: Mapped[dt.datetime | None]
     # pending | applied | quarantined | failed | drifted
     status: Mapped[str32] = mapped_column(default="pending")
+    # the desired state failed (or the port's state is in doubt) and the move to quarantine is
+    # not confirmed yet: the reconciler retries that move (with the switch's backoff) before
+    # anything else on this port
+    quarantine_owed: Mapped[bool] = mapped_column(default=False)
+    # released: once the port reads back in quarantine the binding is deleted
+    releasing: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -259,7 +259,7 @@ class SwitchSpec(_Strict):
         if v is not None:
             try:
                 re.compile(v)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:
                 raise ValueError(f"not a regular expression: {exc}") from None
         return v
 

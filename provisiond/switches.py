@@ -21,7 +21,16 @@ from provisiond import events
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import Conflict, FieldProblem, NotFound, ProvisionError, ValidationError
-from provisiond.fabric import PENDING, SwitchRecord, access, port_change, system_vlan, trunk
+from provisiond.fabric import (
+    FAILED,
+    PENDING,
+    QUARANTINED,
+    SwitchRecord,
+    access,
+    port_change,
+    system_vlan,
+    trunk,
+)
 from provisiond.inventory import resolve_node
 from provisiond.models import Nic, Node, PortBinding, Switch
 from provisiond.rackfile import SwitchSpec
@@ -89,7 +98,9 @@ async def upsert_switches(
             have_pw = box.decrypt(sw.password_enc) if sw.password_enc else None
         except ProvisionError:
             have_pw = None  # stored under a lost key: the new password replaces it
-        if have_pw != spec.password:
+        # a file or request without a password keeps the one stored (it is write-only: an
+        # export cannot carry it back)
+        if spec.password is not None and have_pw != spec.password:
             res.changes.append("password")
         if res.changes:
             for c in _COLUMNS:
@@ -101,6 +112,7 @@ async def upsert_switches(
             for net in SYSTEM_NETWORKS:
                 if f"{net}_vlan" in res.changes:
                     await _reresolve(s, sw, net)
+            await _revisit(s, sw, res.changes)
             events.record(
                 s,
                 "switch.enroll",
@@ -124,6 +136,32 @@ async def _reresolve(s: AsyncSession, sw: Switch, network: str) -> None:
             # the network went away: quarantine is required, so this is provisioning
             b.desired = access(system_vlan(sw, "quarantine"))
             b.network = "quarantine"
+        b.desired_rev += 1
+        b.status = PENDING
+
+
+async def _revisit(s: AsyncSession, sw: Switch, changes: list[str]) -> None:
+    """Bindings a re-enrollment puts in doubt become pending: every port when the switch's
+    identity changed (a replaced switch has none of what was applied; its VLAN cache goes too),
+    the ports the new allow-lists no longer allow when those changed (they go to quarantine at
+    the next pass instead of staying in a VLAN that is not allowed any more)."""
+    identity = any(c in changes for c in ("driver", "address", "port"))
+    allow = any(c in changes for c in ("allowed_vlans", "allowed_ports"))
+    if not (identity or allow):
+        return
+    if identity:
+        sw.known_vlans = {}
+    policy, dialect = _policy(sw), dialect_for(sw.driver)
+    rows = await s.scalars(
+        select(PortBinding).where(PortBinding.switch_id == sw.id).with_for_update()
+    )
+    for b in rows:
+        if not identity:
+            try:
+                check(ChangeSet(ports=(port_change(b.port, b.desired),)), policy, dialect)
+                continue
+            except ValidationError:
+                pass
         b.desired_rev += 1
         b.status = PENDING
 
@@ -217,8 +255,13 @@ def desired_state(
             allowed = set(parse_vlan_ranges(allowed_vlans))
         except ValueError as exc:
             problems.append(FieldProblem("allowed_vlans", str(exc), value=allowed_vlans))
-    if native_vlan is None and not allowed:
-        problems.append(FieldProblem("allowed_vlans", "a trunk needs VLANs"))
+    if native_vlan is None:
+        # untagged traffic on a trunk without one lands in whatever the platform defaults to
+        # (VLAN 1, shared by every unused port): say which VLAN it is, a dedicated unused one
+        # when nothing should be untagged
+        problems.append(
+            FieldProblem("native_vlan", "a trunk needs its native (untagged) VLAN named")
+        )
     if problems:
         raise ValidationError("bad port state", problems)
     return trunk(native_vlan, allowed)
@@ -256,7 +299,9 @@ async def set_port(
         _check_port(sw, port, desired)
         b = (
             await s.scalars(
-                select(PortBinding).where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+                select(PortBinding)
+                .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+                .with_for_update()
             )
         ).first()
         if b is None:
@@ -270,10 +315,15 @@ async def set_port(
                 status=PENDING,
             )
             s.add(b)
-        elif b.desired != desired or b.source != "api":
+        elif (
+            b.desired != desired
+            or b.source != "api"
+            or b.releasing
+            or b.status in (QUARANTINED, FAILED)  # the same state again: try it again
+        ):
             b.desired, b.source, b.node_id, b.network = desired, "api", None, None
             b.desired_rev += 1
-            b.status = PENDING
+            b.status, b.releasing, b.quarantine_owed = PENDING, False, False
         else:
             return binding_dict(b, sw.name)
         await s.flush()
@@ -288,26 +338,51 @@ async def set_port(
         return binding_dict(b, sw.name)
 
 
-async def release_port(db: Database, switch: str, port: str, actor: str | None) -> None:
-    """Stop managing a port (it is left as it is on the switch)."""
+async def release_port(
+    db: Database, switch: str, port: str, actor: str | None, *, leave: bool = False
+) -> dict[str, Any] | None:
+    """Stop managing a port. It goes to the switch's quarantine VLAN first (a released port
+    must not stay in a tenant's network) and the binding is removed once that is confirmed;
+    ``leave``: forget it at once, leaving it as it is on the switch."""
+    from provisiond.fabric import binding_dict
+
     async with db.write() as s:
         sw = await get_switch(s, switch)
         b = (
             await s.scalars(
-                select(PortBinding).where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+                select(PortBinding)
+                .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+                .with_for_update()
             )
         ).first()
         if b is None:
             raise NotFound(f"switch {switch} does not manage port {port}", switch=switch)
-        await s.delete(b)
+        if leave:
+            await s.delete(b)
+            events.record(
+                s,
+                "switch.port",
+                f"switch {switch} port {port}: no longer managed (left as it is on the switch)",
+                switch_id=sw.id,
+                actor=actor,
+                data={"switch": switch, "port": port},
+            )
+            return None
+        assert sw.quarantine_vlan is not None  # required at enrollment
+        b.desired, b.network, b.source, b.node_id = access(sw.quarantine_vlan), None, "api", None
+        b.desired_rev += 1
+        b.status, b.releasing = PENDING, True
         events.record(
             s,
             "switch.port",
-            f"switch {switch} port {port}: no longer managed (left as it is on the switch)",
+            f"switch {switch} port {port}: released, going to quarantine VLAN "
+            f"{sw.quarantine_vlan}, then no longer managed",
             switch_id=sw.id,
             actor=actor,
             data={"switch": switch, "port": port},
         )
+        await s.flush()
+        return binding_dict(b, sw.name)
 
 
 async def bind_node(
@@ -372,9 +447,9 @@ async def bind_node(
         for sw, port, want in plan:
             b = (
                 await s.scalars(
-                    select(PortBinding).where(
-                        PortBinding.switch_id == sw.id, PortBinding.port == port
-                    )
+                    select(PortBinding)
+                    .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+                    .with_for_update()
                 )
             ).first()
             if b is None:
@@ -387,10 +462,10 @@ async def bind_node(
                     status=PENDING,
                 )
                 s.add(b)
-            elif b.desired != want:
+            elif b.desired != want or b.releasing or b.status in (QUARANTINED, FAILED):
                 b.desired = want
                 b.desired_rev += 1
-                b.status = PENDING
+                b.status, b.releasing, b.quarantine_owed = PENDING, False, False
             b.source, b.node_id, b.network = "node", node.id, network
             await s.flush()
             out.append(binding_dict(b, sw.name, node.name))

@@ -67,5 +67,12 @@ def test_switch_commands(daemon: Daemon, eos: LabSwitch, tmp_path: Path) -> None
     assert drift.returncode == 1 and "Ethernet1: access 101 (expected access 120)" in drift.stdout
     fixed = cli(daemon, "switch", "apply", "leaf1", "--retry")
     assert fixed.returncode == 0 and "1 applied" in fixed.stdout
+    # a port name with "/" is one path segment (quoted by the CLI)
+    slash = cli(daemon, "switch", "port", "leaf1", "Ethernet2/1", "--access", "120")
+    assert slash.returncode == 0 and "leaf1 Ethernet2/1: desired access 120" in slash.stdout, (
+        slash.stdout + slash.stderr
+    )
+    gone = cli(daemon, "switch", "release", "leaf1", "Ethernet2/1", "--leave")
+    assert gone.returncode == 0 and "no longer managed" in gone.stdout, gone.stderr
     missing = cli(daemon, "switch", "show", "nope")
     assert missing.returncode == 1 and "no switch 'nope'" in missing.stderr

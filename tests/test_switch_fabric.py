@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from provisiond.api.keys import SERVICES
 from provisiond.auth import create_token
 from provisiond.config import load_settings
 from tests.support.daemon import free_port
-from tests.support.labswitch import LabSwitch, lab_switch
+from tests.support.labswitch import ALL_DIALECTS, LabSwitch, lab_switch
 
 EOS = AristaEosDialect()
 
@@ -74,7 +75,9 @@ class Fab:
         return dict(out)
 
     async def put(self, port: str, body: dict[str, Any], switch: str = "leaf1") -> Any:
-        return await self.call("PUT", f"/v1/switches/{switch}/ports/{port}", body)
+        # port names carry "/" (Ethernet1/3, ge-0/0/3): one path segment, quoted
+        seg = urllib.parse.quote(port, safe="")
+        return await self.call("PUT", f"/v1/switches/{switch}/ports/{seg}", body)
 
     async def apply(self, switch: str = "leaf1", **params: Any) -> dict[str, Any]:
         status, out = await self.call("POST", f"/v1/switches/{switch}/apply", **params)
@@ -131,7 +134,7 @@ async def _fab(
                     "connect_tries": 1,
                     "save_tries": 2,
                     "save_retry_delay": 0,
-                }
+                },
             },
         },
     )
@@ -206,7 +209,12 @@ async def test_desired_state_is_checked_before_anything_is_written(fab: Fab) -> 
         ("Ethernet1; reload", {"mode": "access", "vlan": 120}, "port"),
         ("Ethernet1", {"mode": "access", "vlan": 300}, "vlan"),
         ("Ethernet45", {"mode": "access", "vlan": 120}, "port"),
-        ("Ethernet1", {"mode": "trunk", "allowed_vlans": "120,250"}, "allowed_vlans"),
+        ("Ethernet1", {"mode": "trunk", "allowed_vlans": "120"}, "native_vlan"),
+        (
+            "Ethernet1",
+            {"mode": "trunk", "native_vlan": 120, "allowed_vlans": "250"},
+            "allowed_vlans",
+        ),
         ("Ethernet1", {"mode": "access"}, "vlan"),
     ]:
         status, out = await fab.put(port, body)
@@ -245,7 +253,8 @@ async def test_live_loop_applies_put_within_seconds(live: Fab) -> None:
         "allowed_vlans": [120, 130, 131],
     }
     applied = await live.events(kind="switch.apply")
-    assert applied and set(applied[0]["data"]["vlans_created"]) == {120, 130, 131}
+    # the quarantine VLAN too: a port may have to go there in any pass
+    assert applied and set(applied[0]["data"]["vlans_created"]) == {120, 130, 131, 199}
 
 
 async def test_batch_in_few_sessions_and_refused_ports_isolated(fab: Fab) -> None:
@@ -556,3 +565,99 @@ nodes:
         ("Ethernet23", "r08n03", "leaf8 Ethernet23", "silent"),
     }, out
     assert out["counts"] == {"match": 1, "moved": 1, "unknown": 1, "silent": 2}
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+@pytest.mark.parametrize("dialect", ALL_DIALECTS)
+async def test_quarantine_on_every_dialect_creates_the_vlan(tmp_path: Path, dialect: str) -> None:
+    """A port whose new VLAN the narrowed allow-list forbids goes to quarantine on every
+    dialect, on a switch that has never had the quarantine VLAN (Junos refuses a member VLAN
+    that is not defined; SONiC a member of a VLAN that does not exist)."""
+    with lab_switch(dialect, tmp_path) as lab:
+        async for f in _fab(tmp_path, lab, loop=False):
+            await f.enroll(driver=dialect, quarantine_vlan=198, allowed_vlans="100-198")
+            p = lab.port_name(3)
+            status, _ = await f.put(p, {"mode": "access", "vlan": 150})
+            assert status == 202
+            res = await f.apply()
+            assert res["applied"] == [p], res
+            await f.put(p, {"mode": "access", "vlan": 160})
+            await f.enroll(driver=dialect, quarantine_vlan=198, allowed_vlans="100-150,198")
+            res = await f.apply()
+            assert list(res["quarantined"]) == [p], res
+            b = (await f.bindings())[p]
+            assert b["status"] == "quarantined" and b["observed"] == {"mode": "access", "vlan": 198}
+
+
+async def test_release_goes_through_quarantine(fab: Fab) -> None:
+    await fab.enroll()
+    await fab.put("Ethernet17", {"mode": "access", "vlan": 130})
+    assert (await fab.apply())["applied"] == ["Ethernet17"]
+    status, out = await fab.call("DELETE", "/v1/switches/leaf1/ports/Ethernet17")
+    assert status == 202 and out["desired"] == {"mode": "access", "vlan": 199}, out
+    assert (await fab.apply())["applied"] == ["Ethernet17"]
+    assert fab.on_switch("Ethernet17")["Ethernet17"][:2] == ("access", 199)
+    assert "Ethernet17" not in await fab.bindings()  # no longer managed
+    await fab.put("Ethernet18", {"mode": "access", "vlan": 130})
+    status, _ = await fab.call("DELETE", "/v1/switches/leaf1/ports/Ethernet18", leave="true")
+    assert status == 204 and "Ethernet18" not in await fab.bindings()
+
+
+async def test_quarantine_not_confirmed_is_retried(fab: Fab) -> None:
+    """The session carrying a quarantine drops: the port's state is in doubt, it is owed to
+    quarantine and the next pass (after the backoff) moves it there without an operator."""
+    await fab.enroll()
+    await fab.put("Ethernet19", {"mode": "access", "vlan": 150})
+    assert (await fab.apply())["applied"] == ["Ethernet19"]
+    await fab.put("Ethernet19", {"mode": "access", "vlan": 160})
+    await fab.enroll(allowed_vlans="100-150,199")
+    fab.lab.set_faults(drop_after=1)
+    res = await fab.apply()
+    assert list(res["owed"]) == ["Ethernet19"] and res["error"], res
+    b = (await fab.bindings())["Ethernet19"]
+    assert b["status"] == "failed" and "quarantine not confirmed" in b["last_error"], b
+    fab.lab.set_faults()
+    res = await fab.apply()  # no --retry: owed ports are the reconciler's own business
+    assert list(res["quarantined"]) == ["Ethernet19"], res
+    assert fab.on_switch("Ethernet19")["Ethernet19"][:2] == ("access", 199)
+
+
+async def test_quarantined_port_moved_by_hand_is_caught(fab: Fab) -> None:
+    await fab.enroll(repair_drift=True)
+    await fab.put("Ethernet27", {"mode": "access", "vlan": 150})
+    assert (await fab.apply())["applied"] == ["Ethernet27"]
+    await fab.put("Ethernet27", {"mode": "access", "vlan": 160})
+    await fab.enroll(allowed_vlans="100-150,199", repair_drift=True)
+    assert list((await fab.apply())["quarantined"]) == ["Ethernet27"]
+    conn = fab.lab.connect()
+    try:
+        conn.enable()
+        conn.send_config_set(["interface Ethernet27", "switchport access vlan 150"])
+    finally:
+        conn.disconnect()
+    _, drift = await fab.call("POST", "/v1/switches/leaf1/drift")
+    assert drift["drifted"] == {"Ethernet27": {"expected": "access 199", "observed": "access 150"}}
+    assert list((await fab.apply())["quarantined"]) == ["Ethernet27"]
+    assert fab.on_switch("Ethernet27")["Ethernet27"][:2] == ("access", 199)
+
+
+async def test_re_enrolled_at_a_new_address_everything_is_applied_again(tmp_path: Path) -> None:
+    """A replaced switch (new address) has none of what was applied: every port is pending
+    again and goes to the new one."""
+    with lab_switch("arista_eos", tmp_path, count=2) as lab:
+        async for f in _fab(tmp_path, lab, loop=False):
+            await f.enroll()
+            await f.put("Ethernet3", {"mode": "access", "vlan": 140})
+            assert (await f.apply())["applied"] == ["Ethernet3"]
+            await f.enroll(port=lab.port + 1)
+            assert (await f.bindings())["Ethernet3"]["status"] == "pending"
+            assert (await f.apply())["applied"] == ["Ethernet3"]
+            conn = lab.connect(index=1)
+            try:
+                conn.enable()
+                out = str(conn.send_command("show running-config interfaces Ethernet3"))
+            finally:
+                conn.disconnect()
+            assert EOS.parse_ports(out)["Ethernet3"].vlan == 140

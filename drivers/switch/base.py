@@ -207,7 +207,7 @@ class Policy:
     def parse(cls, allowed_vlans: str, allowed_ports: str | None = None) -> Policy:
         try:
             ports = re.compile(allowed_ports) if allowed_ports else None
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ValueError(f"allowed_ports {allowed_ports!r}: not a regex: {exc}") from None
         return cls(parse_vlan_ranges(allowed_vlans), ports)
 
@@ -272,6 +272,9 @@ class Dialect(abc.ABC):
     # creates what its cache does not know without reading the switch first. A dialect whose
     # creation fails on an existing VLAN sets False and gets the VLANs read first.
     vlan_create_idempotent: ClassVar[bool] = True
+    # the save checks the ports' configuration (Junos ``commit``): a refused save may be a
+    # port's fault, not only the switch's
+    save_validates: ClassVar[bool] = False
     # the command that enters configuration mode, when not the transport's default
     config_command: ClassVar[str | None] = None
 

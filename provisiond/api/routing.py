@@ -66,6 +66,8 @@ def _problems(exc: PydanticValidationError, where: str) -> list[FieldProblem]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or where
         value = err.get("input")
+        if "pass" in loc.lower():
+            value = None  # never echo a secret back, even a malformed one
         out.append(
             FieldProblem(
                 f"{where}.{loc}" if where == "query" else loc,

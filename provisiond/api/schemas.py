@@ -306,6 +306,12 @@ class NodeNetworkIn(_Body):
     vlan: int | None = Field(None, ge=1, le=4094)
 
 
+class ReleaseQuery(_In):
+    leave: bool = Field(
+        False, description="forget the port at once, left as it is on the switch (no quarantine)"
+    )
+
+
 class SwitchApplyQuery(_In):
     retry: bool = Field(
         False, description="also retry ports left quarantined, failed or drifted by earlier passes"

@@ -92,10 +92,14 @@ async def set_port(call: Call) -> web.StreamResponse:
 
 
 async def release_port(call: Call) -> web.StreamResponse:
-    await sw_service.release_port(
-        call.services.db, call.match("switch"), call.match("port"), call.who.name
+    q: sc.ReleaseQuery = call.query
+    out = await sw_service.release_port(
+        call.services.db, call.match("switch"), call.match("port"), call.who.name, leave=q.leave
     )
-    return web.Response(status=204)
+    if out is None:
+        return web.Response(status=204)
+    _reconciler(call).wake()
+    return _json(out, 202)
 
 
 async def switch_plan(call: Call) -> web.StreamResponse:
@@ -204,7 +208,10 @@ def switch_routes() -> list[Route]:
             "(422), then applied by the reconciler within seconds (202).",
         ),
         Route("DELETE", "/v1/switches/{switch}/ports/{port}", release_port,
-              "Stop managing a port", "switches", STAFF, status=204, path_params=pp),
+              "Stop managing a port", "switches", STAFF, query=sc.ReleaseQuery,
+              response=sc.PortBindingOut, status=202, path_params=pp,
+              description="The port goes to the switch's quarantine VLAN, then the binding is "
+              "removed (202); ?leave=true forgets it at once, left as it is (204)."),
         Route("GET", "/v1/switches/{switch}/plan", switch_plan,
               "What the next pass would send", "switches", STAFF, response=sc.PlanOut,
               path_params=p),

@@ -155,7 +155,8 @@ class JunosDialect(Dialect):
     error_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
         re.compile(r"syntax error"),
         re.compile(r"unknown command"),
-        re.compile(r"error:", re.IGNORECASE),
+        # at the start of a line: a description written by hand may contain "error:"
+        re.compile(r"^\s*error:", re.IGNORECASE),
         re.compile(r"configuration database locked"),
         re.compile(r"missing argument"),
         re.compile(r"commit failed"),
@@ -166,6 +167,9 @@ class JunosDialect(Dialect):
     retry_patterns: ClassVar[tuple[re.Pattern[str], ...]] = (
         re.compile(r"configuration database locked"),
     )
+    # ``commit`` checks the candidate (a member VLAN that is not defined, two VLANs on an access
+    # port): its refusal may be a port's
+    save_validates: ClassVar[bool] = True
     # enter configuration mode with this, not plain "configure"
     config_command: ClassVar[str] = "configure private"
 

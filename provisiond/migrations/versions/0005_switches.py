@@ -63,6 +63,8 @@ def upgrade() -> None:
         sa.Column("observed", JSON, nullable=True),
         sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("quarantine_owed", sa.Boolean(), nullable=False),
+        sa.Column("releasing", sa.Boolean(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
