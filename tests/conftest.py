@@ -18,6 +18,7 @@ from provisiond.api.keys import SERVICES, Services
 from provisiond.auth import create_token
 from provisiond.config import Settings, load_settings
 from tests.support.daemon import Daemon, free_port  # noqa: F401 - re-exported
+from tests.support.listener import Listener
 from tests.support.peers import missing
 
 PG_URL = os.environ.get("PROVISIOND_TEST_PG_URL", "")
@@ -198,3 +199,13 @@ def daemon_factory(tmp_path: Path, fakebmc_dir: Path) -> Iterator[Callable[..., 
     yield make
     for d in made:
         d.stop()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A TCP port on 127.0.0.1 counting the connections made to it."""
+    lst = Listener()
+    try:
+        yield lst
+    finally:
+        lst.close()

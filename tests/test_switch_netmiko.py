@@ -4,9 +4,6 @@ itself, with netmiko's drivers, are in tests/test_lab_switch.py)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,46 +21,9 @@ from drivers.switch.base import (
 from drivers.switch.netmiko_driver import NetmikoDriver
 from provisiond.errors import ValidationError
 from tests.support.labswitch import lab_switch
+from tests.support.listener import Listener
 
 EOS, NVUE = "arista_eos", "cumulus_nvue"
-
-
-class Listener:
-    """A TCP port that accepts and counts connections (and closes them)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lst = Listener()
-    try:
-        yield lst
-    finally:
-        lst.close()
 
 
 @pytest.mark.parametrize(
