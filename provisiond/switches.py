@@ -125,6 +125,18 @@ async def upsert_switches(
     return out
 
 
+async def _binding(s: AsyncSession, sw: Switch, port: str) -> PortBinding | None:
+    """A port's binding, locked for this transaction (two requests on one port, or a request
+    and a pass recording, never both win with the same revision)."""
+    return (
+        await s.scalars(
+            select(PortBinding)
+            .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
+            .with_for_update()
+        )
+    ).first()
+
+
 async def _reresolve(s: AsyncSession, sw: Switch, network: str) -> None:
     rows = await s.scalars(
         select(PortBinding).where(PortBinding.switch_id == sw.id, PortBinding.network == network)
@@ -297,13 +309,7 @@ async def set_port(
     async with db.write() as s:
         sw = await get_switch(s, switch)
         _check_port(sw, port, desired)
-        b = (
-            await s.scalars(
-                select(PortBinding)
-                .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
-                .with_for_update()
-            )
-        ).first()
+        b = await _binding(s, sw, port)
         if b is None:
             b = PortBinding(
                 switch_id=sw.id,
@@ -348,13 +354,7 @@ async def release_port(
 
     async with db.write() as s:
         sw = await get_switch(s, switch)
-        b = (
-            await s.scalars(
-                select(PortBinding)
-                .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
-                .with_for_update()
-            )
-        ).first()
+        b = await _binding(s, sw, port)
         if b is None:
             raise NotFound(f"switch {switch} does not manage port {port}", switch=switch)
         if leave:
@@ -445,13 +445,7 @@ async def bind_node(
             raise ValidationError(f"node {node.name}: cannot bind its ports", problems)
         out = []
         for sw, port, want in plan:
-            b = (
-                await s.scalars(
-                    select(PortBinding)
-                    .where(PortBinding.switch_id == sw.id, PortBinding.port == port)
-                    .with_for_update()
-                )
-            ).first()
+            b = await _binding(s, sw, port)
             if b is None:
                 b = PortBinding(
                     switch_id=sw.id,
