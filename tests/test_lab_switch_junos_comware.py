@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netmiko.exceptions import NetmikoAuthenticationException, ReadException
 
 from drivers.switch.base import (
     ChangeSet,
@@ -29,12 +28,10 @@ from drivers.switch.base import (
 from drivers.switch.dialects.comware import ComwareDialect
 from drivers.switch.dialects.junos import JunosDialect
 from drivers.switch.netmiko_driver import NetmikoDriver
-from tests.support.labswitch import LabSwitch, lab_switch
+from tests.support.labswitch import DROPPED, LabSwitch, lab_switch
 
 JUNOS, COMWARE = "junos", "comware"
 JD, CD = JunosDialect(), ComwareDialect()
-# a session the switch cut: netmiko's reader times out, or a write hits the dead socket
-DROPPED = (ReadException, OSError, EOFError)
 PRIVATE = "configure private"
 JPROMPT = "admin@lab-junos# "
 CW_PROMPT = r"(?m)^[\[<]lab-comware\S*[\]>]$"  # any view's prompt: the view changes with lines
@@ -485,16 +482,6 @@ def test_comware_save_asks_before_overwriting(comware: LabSwitch) -> None:
 
 
 # --------------------------------------------------------------------------- faults
-
-
-def test_wrong_password_and_auth_fail_refuse_the_login(switch: LabSwitch) -> None:
-    with pytest.raises(NetmikoAuthenticationException):
-        switch.connect(password="not-the-password")
-    switch.set_faults(auth_fail=True)
-    with pytest.raises(NetmikoAuthenticationException):
-        switch.connect()
-    switch.set_faults()
-    switch.connect().disconnect()
 
 
 def test_drop_after_cuts_the_batch(switch: LabSwitch) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netmiko.exceptions import NetmikoAuthenticationException, ReadException
 
 from drivers.switch.base import (
     ChangeSet,
@@ -26,15 +25,12 @@ from drivers.switch.base import (
 )
 from drivers.switch.dialects.cisco_nxos import CiscoNxosDialect
 from drivers.switch.dialects.dell_os10 import DellOs10Dialect
-from tests.support.labswitch import LabSwitch, lab_switch
+from tests.support.labswitch import DROPPED, LabSwitch, lab_switch
 
 NXOS, OS10 = "cisco_nxos", "dell_os10"
 DIALECTS: dict[str, Dialect] = {NXOS: CiscoNxosDialect(), OS10: DellOs10Dialect()}
 HOST = {NXOS: "lab-nxos", OS10: "lab-os10"}
 STARTUP = {NXOS: "show startup-config", OS10: "show startup-configuration"}
-# a session the switch cuts: netmiko's reader does not notice the close, so it is a ReadTimeout
-# (a ReadException) after read_timeout; a write on the dead socket is an OSError
-DROPPED = (ReadException, OSError, EOFError)
 
 
 @pytest.fixture(scope="module")
@@ -362,16 +358,6 @@ def test_os10_vendor_errors_and_descriptions(os10: LabSwitch) -> None:
 
 
 # --------------------------------------------------------------------------- faults
-
-
-def test_wrong_password_and_auth_fail_refuse_the_login(switch: LabSwitch) -> None:
-    with pytest.raises(NetmikoAuthenticationException):
-        switch.connect(password="not-the-password")
-    switch.set_faults(auth_fail=True)
-    with pytest.raises(NetmikoAuthenticationException):
-        switch.connect()
-    switch.set_faults()
-    switch.connect().disconnect()
 
 
 def test_drop_after_two_cuts_the_batch(switch: LabSwitch) -> None:

@@ -18,18 +18,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from netmiko.exceptions import NetmikoAuthenticationException, ReadException
 
 from drivers.switch.base import ChangeSet, PortChange, PortMode, PortState, VlanChange
 from drivers.switch.dialects.sonic import SonicDialect
 from provisiond.lab.switch import FaultSource
 from provisiond.lab.switch import LabSwitch as LabSwitchState
 from provisiond.lab.switches.sonic import SedSubstitute, ShellError, SonicCli, parse
-from tests.support.labswitch import LabSwitch, lab_switch
+from tests.support.labswitch import DROPPED, LabSwitch, lab_switch
 
 SONIC = SonicDialect()
-# a session cut by the switch: netmiko's read times out (ReadException) or the write fails
-DROPPED = (ReadException, OSError, EOFError)
 
 
 @pytest.fixture(scope="module")
@@ -312,16 +309,6 @@ def test_save_needs_its_yes(sonic: LabSwitch, conn: Any) -> None:
 
 
 # --------------------------------------------------------------------------- faults
-
-
-def test_wrong_password_and_auth_fail_refuse_the_login(sonic: LabSwitch) -> None:
-    with pytest.raises(NetmikoAuthenticationException):
-        sonic.connect(password="not-the-password")
-    sonic.set_faults(auth_fail=True)
-    with pytest.raises(NetmikoAuthenticationException):
-        sonic.connect()
-    sonic.set_faults()
-    sonic.connect().disconnect()
 
 
 def test_drop_after_two_cuts_the_batch(sonic: LabSwitch) -> None:

@@ -179,3 +179,19 @@ async def test_lldp_neighbours_read_back(lab: LabSwitch, driver: NetmikoDriver) 
     ]
     # MACs come back in the platform's own notation: normalised by the dialect to colon form
     assert got == sorted(want, key=lambda n: n.local_port), got
+
+
+def test_wrong_password_and_auth_fail_refuse_the_login(lab: LabSwitch) -> None:
+    """netmiko's own driver: a wrong password is refused, so is every login under auth-fail,
+    and the right one works again once the fault is gone."""
+    from netmiko.exceptions import NetmikoAuthenticationException
+
+    with pytest.raises(NetmikoAuthenticationException):
+        lab.connect(password="not-the-password")
+    lab.set_faults(auth_fail=True)
+    try:
+        with pytest.raises(NetmikoAuthenticationException):
+            lab.connect()
+    finally:
+        lab.set_faults()
+    lab.connect().disconnect()

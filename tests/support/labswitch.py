@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netmiko.exceptions import ReadException
 
 from drivers.switch.base import SwitchTarget
 from drivers.switch.dialects import dialect as dialect_of
@@ -36,6 +37,10 @@ ALL_DIALECTS = (
     "comware",
 )
 PASSWORD = "lab-secret"
+# what a session cut by the switch surfaces as in netmiko: paramiko's channel never reports the
+# close to netmiko's reader, so it is a ReadTimeout (a ReadException) after read_timeout; a write
+# on the dead socket is an OSError
+DROPPED = (ReadException, OSError, EOFError)
 
 
 @dataclass
@@ -145,3 +150,4 @@ def free_port_range(count: int, tries: int = 50) -> int:
             for s in socks:
                 s.close()
     raise RuntimeError(f"no {count} consecutive free TCP ports on 127.0.0.1")
+
