@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from drivers.switch.base import (
@@ -60,11 +60,10 @@ from drivers.switch.base import (
     format_vlan_ranges,
 )
 from drivers.switch.registry import SwitchDrivers, dialect_for
-from provisiond import events
+from provisiond import events, leases
 from provisiond.config import SwitchSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
-from provisiond.engine import Owner
 from provisiond.errors import NotFound, ValidationError
 from provisiond.models import Nic, Node, PortBinding, Switch, utcnow
 
@@ -198,15 +197,6 @@ def default_port(driver: str) -> int:
     """The port a switch driver talks to when the switch record gives none: SSH for the CLI
     dialects and napalm's nxos_ssh, HTTPS (eAPI) for napalm_eos, NETCONF for napalm_junos."""
     return {"napalm_eos": 443, "napalm_junos": 830}.get(driver, 22)
-
-
-def _proves_dead(me: str, holder: str) -> bool:
-    mine, theirs = Owner.parse(me), Owner.parse(holder)
-    return mine is not None and theirs is not None and mine.proves_dead(theirs)
-
-
-class _LeaseLost(Exception):
-    """Another daemon took the switch over while this one worked on it."""
 
 
 def _about_ports(
@@ -430,44 +420,15 @@ class Reconciler:
         """This daemon's lease on the switch for the duration of the block (None when another
         daemon holds it), and this process's lock (one pass per switch at a time here)."""
         lock = self._switch_locks.setdefault(switch_id, asyncio.Lock())
-        async with lock:
-            now = utcnow()
-            async with self.db.write() as s:
-                holder = await s.scalar(select(Switch.lease_owner).where(Switch.id == switch_id))
-                # a holder on this host whose process is gone (a crashed daemon) is taken over
-                # at once rather than after its lease (Owner, as the engine does)
-                dead = holder is not None and _proves_dead(self.owner, holder)
-                claimed = await s.execute(
-                    update(Switch)
-                    .where(
-                        Switch.id == switch_id,
-                        or_(
-                            Switch.lease_owner.is_(None),
-                            Switch.lease_owner == self.owner,
-                            Switch.lease_expires_at < now,
-                            Switch.lease_owner == holder if dead else false(),
-                        ),
-                    )
-                    .values(
-                        lease_owner=self.owner,
-                        lease_expires_at=now + dt.timedelta(seconds=self.settings.lease_seconds),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                got = claimed.rowcount == 1  # type: ignore[attr-defined]
-                sw = await s.get(Switch, switch_id) if got else None
-                record = SwitchRecord.of(sw, self.box) if sw is not None else None
-            try:
-                yield record
-            finally:
-                if got:
-                    async with self.db.write() as s:
-                        await s.execute(
-                            update(Switch)
-                            .where(Switch.id == switch_id, Switch.lease_owner == self.owner)
-                            .values(lease_owner=None, lease_expires_at=None)
-                            .execution_options(synchronize_session=False)
-                        )
+        async with leases.held(
+            self.db, Switch, switch_id, self.owner, self.settings.lease_seconds, lock
+        ) as got:
+            record = None
+            if got:
+                async with self.db.read() as s:
+                    sw = await s.get(Switch, switch_id)
+                    record = SwitchRecord.of(sw, self.box) if sw is not None else None
+            yield record
 
     # ------------------------------------------------------------------ one pass
 
@@ -500,7 +461,7 @@ class Reconciler:
                 return result
             try:
                 await self._pass(record, bindings, result, retry_failed=retry_failed)
-            except _LeaseLost:
+            except leases.LeaseLost:
                 result.skipped = "another daemon took the switch over during the pass"
         return result
 
@@ -895,17 +856,8 @@ class Reconciler:
 
     async def _renew(self, record: SwitchRecord) -> None:
         """Extend this daemon's lease before each session of a pass (a long pass outlives one
-        lease); raise _LeaseLost when another daemon has taken the switch meanwhile."""
-        now = utcnow()
-        async with self.db.write() as s:
-            res = await s.execute(
-                update(Switch)
-                .where(Switch.id == record.id, Switch.lease_owner == self.owner)
-                .values(lease_expires_at=now + dt.timedelta(seconds=self.settings.lease_seconds))
-                .execution_options(synchronize_session=False)
-            )
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            raise _LeaseLost(record.name)
+        lease); raise LeaseLost when another daemon has taken the switch meanwhile."""
+        await leases.renew(self.db, Switch, record.id, self.owner, self.settings.lease_seconds)
 
     # ------------------------------------------------------------------ drift
 
@@ -941,7 +893,7 @@ class Reconciler:
                 observed, error = await self._read(
                     driver, record, [b.port for b in bindings], probe
                 )
-            except _LeaseLost:
+            except leases.LeaseLost:
                 result.error = "another daemon took the switch over during the check"
                 return result
             if error is not None:

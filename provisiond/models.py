@@ -271,6 +271,78 @@ class PortBinding(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Fabric(Base):
+    """An InfiniBand subnet whose partitions provisiond owns, through its subnet manager's driver
+    (drivers/fabric: opensm | ufm), plus the partition reconciler's bookkeeping
+    (provisiond/partitions.py). ``desired_rev`` grows with every change of a partition; the
+    fabric is pending while ``applied_rev`` is behind it."""
+
+    __tablename__ = "fabrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str64] = mapped_column(unique=True)
+    driver: Mapped[str32]
+    # the driver's settings; secrets (password, token) are Fernet tokens under "<key>_enc"
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pkey_min: Mapped[int] = mapped_column(default=0x0001)
+    pkey_max: Mapped[int] = mapped_column(default=0x7FFE)
+    port_key_limit: Mapped[int] = mapped_column(default=128)
+    # put a hand-edited partition set back as desired (else the drift check only reports it)
+    repair_drift: Mapped[bool] = mapped_column(default=True)
+    desired_rev: Mapped[int] = mapped_column(default=0)
+    applied_rev: Mapped[int] = mapped_column(default=0)
+    # pending | applied | failed | drifted
+    status: Mapped[str32] = mapped_column(default="applied")
+    # {"0x0101": partition dict}: what provisiond last applied (confirmed by a read-back) and what
+    # the subnet manager last said it holds
+    applied: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    observed: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # what the last read-back found that the subnet manager would misread
+    problems: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lease_owner: Mapped[str255 | None]
+    lease_expires_at: Mapped[dt.datetime | None]
+    failures: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_applied_at: Mapped[dt.datetime | None]
+    last_drift_check_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FabricPartition(Base):
+    """One tenant partition of a fabric as provisiond wants it. A removed partition stays, as
+    ``removing``, until a read-back shows the subnet manager no longer holds its key: until then
+    the key is never given to anyone else."""
+
+    __tablename__ = "fabric_partitions"
+    __table_args__ = (
+        UniqueConstraint("fabric_id", "pkey", name="uq_fabric_partitions_pkey"),
+        UniqueConstraint("fabric_id", "name", name="uq_fabric_partitions_name"),
+        UniqueConstraint("fabric_id", "tenant_id", name="uq_fabric_partitions_tenant"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fabric_id: Mapped[int] = mapped_column(ForeignKey("fabrics.id", ondelete="CASCADE"))
+    pkey: Mapped[int]
+    name: Mapped[str64]
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"))
+    ipoib: Mapped[bool] = mapped_column(default=False)
+    mtu: Mapped[int | None]
+    rate: Mapped[int | None]
+    sl: Mapped[int | None]
+    index0: Mapped[bool] = mapped_column(default=True)
+    # {"0x0002c90300001003": "full" | "limited"}
+    members: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # active | removing
+    state: Mapped[str32] = mapped_column(default="active")
+    # the fabric's desired_rev when this row last changed (a removal is confirmed only by a
+    # pass that started after it)
+    rev: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Image(Base):
     """A stateless netboot image: kernel, initrd and command line (docs/pxe.md#images).
 
