@@ -53,7 +53,7 @@ async def held(
                 .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=seconds))
                 .execution_options(synchronize_session=False)
             )
-            got = claimed.rowcount == 1
+            got = claimed.rowcount == 1  # type: ignore[attr-defined]
         try:
             yield got
         finally:
@@ -77,5 +77,5 @@ async def renew(db: Database, model: Any, row_id: int, owner: str, seconds: floa
             .values(lease_expires_at=utcnow() + dt.timedelta(seconds=seconds))
             .execution_options(synchronize_session=False)
         )
-    if res.rowcount != 1:
+    if res.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(str(row_id))

@@ -122,10 +122,18 @@ class OpenSmDriver(FabricDriver):
         self.default_line = str(settings.get("default_line", partitions_conf.DEFAULT_LINE))
         bad = partitions_conf.check_default_line(self.default_line)
         if bad:
-            raise ConfigError(f"settings.default_line: {'; '.join(bad)}", key="settings.default_line")
+            raise ConfigError(
+                f"settings.default_line: {'; '.join(bad)}", key="settings.default_line"
+            )
         timeout = settings.get("reload_timeout", 10)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 600:
-            raise ConfigError("settings.reload_timeout: seconds, 0-600", key="settings.reload_timeout")
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 < timeout <= 600
+        ):
+            raise ConfigError(
+                "settings.reload_timeout: seconds, 0-600", key="settings.reload_timeout"
+            )
         self.reload_timeout = float(timeout)
         self.backup = self.path.with_name(self.path.name + BACKUP_SUFFIX)
 
@@ -197,7 +205,9 @@ class OpenSmDriver(FabricDriver):
         want = tuple(sorted(partitions, key=lambda p: p.pkey))
         if parsed.problems or parsed.partitions != want:
             # a renderer bug must never reach OpenSM
-            problems = [FieldProblem("partitions.conf", str(p), line=p.line) for p in parsed.problems]
+            problems = [
+                FieldProblem("partitions.conf", str(p), line=p.line) for p in parsed.problems
+            ]
             if parsed.partitions != want:
                 problems.append(FieldProblem("partitions.conf", "does not parse back to the plan"))
             raise PlanError("the rendered partitions.conf would be misread", problems)
@@ -218,7 +228,9 @@ class OpenSmDriver(FabricDriver):
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise FabricError(f"{lock_path}: held by another process", transient=True) from None
+                        raise FabricError(
+                            f"{lock_path}: held by another process", transient=True
+                        ) from None
                     time.sleep(0.05)
             yield
         finally:
@@ -291,7 +303,9 @@ class OpenSmDriver(FabricDriver):
         try:
             pid = int(self.pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError) as exc:
-            raise FabricError(f"{self.pid_file}: no OpenSM pid in it: {exc}", transient=True) from exc
+            raise FabricError(
+                f"{self.pid_file}: no OpenSM pid in it: {exc}", transient=True
+            ) from exc
         comm = Path(f"/proc/{pid}/comm")
         with contextlib.suppress(OSError):
             if not comm.read_text().startswith("opensm"):

@@ -158,7 +158,9 @@ def _definition(lineno: int, text: str, r: _Reader) -> None:
         r.problem(lineno, f"P_Key {key!r} is not a 0x-hex 16-bit number")
         return
     if pkey & 0x8000:
-        r.problem(lineno, f"P_Key {key} has the membership bit set; write {format_pkey(pkey & 0x7FFF)}")
+        r.problem(
+            lineno, f"P_Key {key} has the membership bit set; write {format_pkey(pkey & 0x7FFF)}"
+        )
     pkey &= 0x7FFF
     if not _NAME.match(name):
         r.problem(lineno, f"partition name {name!r} is not 1-64 of A-Z a-z 0-9 _ . -")
@@ -178,7 +180,10 @@ def _definition(lineno: int, text: str, r: _Reader) -> None:
         else:
             # OpenSM matches flags by prefix ('m' is mtu) and ignores unknown ones; defmember
             # changes the membership of every GUID written without a word
-            r.problem(lineno, f"flag {flag!r} is not one provisiond writes (ipoib, indx0, mtu=, rate=, sl=)")
+            r.problem(
+                lineno,
+                f"flag {flag!r} is not one provisiond writes (ipoib, indx0, mtu=, rate=, sl=)",
+            )
     if pkey in r.seen_pkeys:
         r.problem(
             lineno,
