@@ -217,6 +217,21 @@ class SwitchSettings(_Section):
     backoff_max_seconds: float = Field(300.0, ge=0)
 
 
+class FabricSettings(_Section):
+    """[fabrics]: the InfiniBand partition reconciler (provisiond/partitions.py;
+    docs/infiniband.md)."""
+
+    enabled: bool = True
+    # seconds between two looks at the fabrics (a partition change wakes it at once)
+    interval: float = Field(2.0, gt=0, le=3600)
+    # seconds between two read-backs of an applied fabric (hand edits, OpenSM fall-backs)
+    drift_interval: float = Field(60.0, gt=0)
+    lease_seconds: float = Field(300.0, gt=1)
+    # a subnet manager that fails is retried after backoff_seconds, doubling up to the max
+    backoff_seconds: float = Field(5.0, ge=0)
+    backoff_max_seconds: float = Field(300.0, ge=0)
+
+
 class PxeSettings(_Section):
     """[pxe]: network boot (docs/pxe.md). DHCP, TFTP and the iPXE/agent HTTP endpoints."""
 
@@ -337,6 +352,7 @@ class Settings(_Section):
     drivers: DriverSettings = Field(default_factory=DriverSettings)
     power_sync: PowerSyncSettings = Field(default_factory=PowerSyncSettings)
     switches: SwitchSettings = Field(default_factory=SwitchSettings)
+    fabrics: FabricSettings = Field(default_factory=FabricSettings)
     pxe: PxeSettings = Field(default_factory=PxeSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 

@@ -60,7 +60,8 @@ FALLBACK_MARKS = (
     "is not accessible",
 )
 # a heavy sweep finished: the new tables are on the ports
-SWEEP_DONE_MARKS = ("SUBNET UP",)
+# (OpenSM must run with force_log_flush TRUE, or the line arrives seconds late)
+SWEEP_DONE_MARKS = ("-> SUBNET UP",)
 LOCK_WAIT = 10.0
 
 
@@ -157,8 +158,8 @@ class OpenSmDriver(FabricDriver):
             try:
                 await self._reload()
             except FabricError as exc:
-                await self._roll_back(swap, exc)
-                raise
+                outcome = await self._roll_back(swap)
+                raise FabricError(f"{exc.message}; {outcome}", transient=exc.transient) from exc
         after = await self.read()
         if after.source != text:
             raise FabricError(
@@ -275,17 +276,19 @@ class OpenSmDriver(FabricDriver):
             transient = exc.errno in (errno.ENOSPC, errno.EAGAIN, errno.EBUSY)
             raise FabricError(f"{self.path}: cannot write: {exc}", transient=transient) from exc
 
-    async def _roll_back(self, swap: _Swap, cause: FabricError) -> None:
+    async def _roll_back(self, swap: _Swap) -> str:
+        """Put the previous file back and have OpenSM re-read it; says how that went."""
         if swap.previous is None:
-            cause.message += "; there was no previous file, the new (valid) one stays"
-            return
+            return "there was no previous file: the new (valid) one stays"
         try:
             await asyncio.to_thread(self._swap_in, swap.previous, False)
+        except FabricError as exc:
+            return f"putting the previous file back failed: {exc.message}"
+        try:
             await self._reload()
         except FabricError as exc:
-            cause.message += f"; rolling back failed too: {exc.message}"
-            return
-        cause.message += "; the previous file was put back and OpenSM told to re-read it"
+            return f"the previous file was put back; telling OpenSM failed too: {exc.message}"
+        return "the previous file was put back and OpenSM re-read it"
 
     # ------------------------------------------------------------------ OpenSM
 
@@ -396,7 +399,9 @@ class OpenSmDriver(FabricDriver):
             return ""
 
     def _last_fallback(self) -> str | None:
-        """The last fall-back line of the log when no finished sweep followed it."""
+        """The fall-back line of the last heavy sweep OpenSM finished, if it logged one. Every
+        heavy sweep (the only ones that re-read the file) ends with ``SUBNET UP``, a fall-back
+        sweep included, so the last sweep is the log between the last two of those."""
         assert self.log_file is not None
         try:
             with self.log_file.open("rb") as f:
@@ -406,12 +411,18 @@ class OpenSmDriver(FabricDriver):
         except FileNotFoundError:
             return None
         verdict: str | None = None
+        current: str | None = None
         for line in text.splitlines():
             if any(mark in line for mark in FALLBACK_MARKS):
-                verdict = "OpenSM fell back to its default partition config: " + line.strip()
-            elif verdict and "partition" in line.lower() and "indx0" in line:
-                verdict = None
-        return verdict
+                current = line.strip()
+            elif any(mark in line for mark in SWEEP_DONE_MARKS):
+                verdict, current = current, None
+        if verdict is None:
+            return None
+        return (
+            "OpenSM's last sweep fell back to its default configuration (every port a full "
+            f"member of 0x7fff): {verdict}"
+        )
 
 
 def _abs_path(settings: Mapping[str, Any], key: str) -> Path | None:

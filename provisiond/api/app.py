@@ -17,6 +17,7 @@ from drivers.registry import BmcRegistry
 from drivers.switch.registry import SwitchDrivers
 from provisiond.api.boot_routes import boot_routes
 from provisiond.api.errors import error_middleware
+from provisiond.api.fabric_routes import fabric_routes
 from provisiond.api.keys import SERVICES, SETTINGS, Services
 from provisiond.api.openapi import build as build_openapi
 from provisiond.api.routes import v1_routes
@@ -33,6 +34,7 @@ from provisiond.errors import ConfigError
 from provisiond.fabric import Reconciler
 from provisiond.models import Node, Switch
 from provisiond.netboot import Netboot
+from provisiond.partitions import PartitionReconciler
 from provisiond.powersync import PowerSync
 from pxe.dhcp_server import LoaderMemory
 
@@ -69,6 +71,7 @@ async def open_services(settings: Settings) -> Services:
         SwitchDrivers(settings.drivers.switch_options()),
         owner=engine.owner,
     )
+    partitions = PartitionReconciler(db, box, settings.fabrics, owner=engine.owner)
     return Services(
         settings=settings,
         db=db,
@@ -78,6 +81,7 @@ async def open_services(settings: Settings) -> Services:
         auth=auth,
         boot=boot,
         switches=switches,
+        partitions=partitions,
     )
 
 
@@ -129,6 +133,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     # switch reconciliation (provisiond.fabric): desired port state -> switches, drift checks
     assert services.switches is not None
     services.switches.start()
+    # InfiniBand partitions (provisiond.partitions): desired P_Keys -> subnet managers, read-backs
+    assert services.partitions is not None
+    services.partitions.start()
     # Everything alive now (SQLAlchemy, alembic, pydantic, routes: ~100k objects) lives as long
     # as the daemon; without this, each full collection walks them all (60-90 ms, the p99 of
     # listing).
@@ -136,6 +143,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await netboot.stop()
     await services.switches.stop()
+    await services.partitions.stop()
     await power_sync.stop()
     await services.engine.stop()
     runner.cancel()
@@ -154,7 +162,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
     )
     app[SETTINGS] = settings
-    routes = v1_routes() + switch_routes() + boot_routes()
+    routes = v1_routes() + switch_routes() + fabric_routes() + boot_routes()
     app[OPENAPI] = json.dumps(build_openapi(routes))
     app.cleanup_ctx.append(_services_ctx)
     install(app, routes)

@@ -14,6 +14,7 @@ from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.fabric import Reconciler
+from provisiond.partitions import PartitionReconciler
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Services:
     auth: Authenticator
     boot: BootService | None = None
     switches: Reconciler | None = None
+    partitions: PartitionReconciler | None = None
 
 
 SERVICES = web.AppKey("services", Services)

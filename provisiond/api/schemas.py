@@ -404,3 +404,98 @@ class CablingOut(_Out):
         "unrecorded | unknown | silent)"
     )
     counts: dict[str, int]
+
+
+# ------------------------------------------------------------------------ fabrics (InfiniBand)
+
+
+class FabricIn(_Body):
+    name: str = Field(description="lowercase name, e.g. ib0")
+    driver: str = Field(description="opensm | ufm")
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="opensm: partitions_file, pid_file | reload_command, log_file, "
+        "default_line, reload_timeout; ufm: url, auth (basic | token), username, password | "
+        "token, timeout, verify_tls (docs/infiniband.md)",
+    )
+    pkey_range: str | list[str | int] | None = Field(
+        None, description="tenant P_Keys this fabric allocates from: '0x0100-0x01ff'"
+    )
+    port_key_limit: int = Field(128, description="P_Key table entries per port")
+    repair_drift: bool = True
+
+
+class PartitionIn(_Body):
+    name: str = Field(description="partition name (A-Z a-z 0-9 _ . -, 1-64)")
+    members: dict[str, str] = Field(
+        default_factory=dict, description="port GUID -> 'full' | 'limited'"
+    )
+    ipoib: bool = False
+    mtu: int | None = Field(None, description="IBTA MTU code of the IPoIB group: 4=2048, 5=4096")
+    rate: int | None = Field(None, description="IBTA rate code")
+    sl: int | None = None
+    index0: bool = Field(True, description="put the key at P_Key table index 0")
+    tenant: str | None = Field(None, description="tenant owning the partition (one per fabric)")
+
+
+class FabricOut(_Out):
+    name: str
+    driver: str
+    settings: dict[str, Any]
+    pkey_range: str
+    port_key_limit: int
+    repair_drift: bool
+    status: Literal["pending", "applied", "failed", "drifted"]
+    pending: bool
+    last_error: str | None
+    problems: list[str]
+
+
+class FabricList(_Out):
+    items: list[FabricOut]
+
+
+class PartitionOut(_Out):
+    name: str
+    pkey: str
+    members: dict[str, str]
+    ipoib: bool
+    index0: bool
+    state: Literal["active", "removing"]
+    tenant: str | None
+
+
+class PartitionsView(_Out):
+    fabric: str
+    status: str
+    pending: bool
+    desired: list[PartitionOut]
+    removing: list[str]
+    applied: list[dict[str, Any]]
+    observed: list[dict[str, Any]] | None
+    problems: list[str]
+
+
+class FabricPlanOut(_Out):
+    fabric: str
+    ok: bool
+    diff: list[str]
+    rendered: str | None
+    requests: list[str]
+    problems: list[dict[str, Any]]
+
+
+class FabricPassOut(_Out):
+    fabric: str
+    applied: bool
+    diff: list[str]
+    error: str | None
+    problems: list[str]
+    skipped: str | None
+
+
+class FabricDriftOut(_Out):
+    fabric: str
+    drift: list[str]
+    problems: list[str]
+    error: str | None

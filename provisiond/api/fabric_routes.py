@@ -1,0 +1,135 @@
+"""Handlers of /v1/fabrics: InfiniBand fabrics, their partitions' desired state, plans (dry
+runs), forced passes and read-backs. Thin: provisiond/partitions.py validates, writes and talks
+to the subnet managers through the fabric drivers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from provisiond import partitions as ib
+from provisiond.api import schemas as sc
+from provisiond.api.routing import STAFF, Call, Route
+from provisiond.auth import Role
+from provisiond.partitions import PartitionReconciler
+
+ADMIN = frozenset({Role.ADMIN})
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, default=str), status=status, content_type="application/json"
+    )
+
+
+def _reconciler(call: Call) -> PartitionReconciler:
+    rec = call.services.partitions
+    assert rec is not None, "the partition reconciler is part of every daemon"
+    return rec
+
+
+async def list_fabrics(call: Call) -> web.StreamResponse:
+    return _json({"items": await ib.list_fabrics(call.services.db)})
+
+
+async def create_fabric(call: Call) -> web.StreamResponse:
+    spec = ib.fabric_spec(call.body.model_dump(exclude_unset=True))
+    out = await ib.create_fabric(call.services.db, call.services.box, spec, call.who.name)
+    _reconciler(call).wake()
+    return _json(out, 201)
+
+
+async def get_fabric(call: Call) -> web.StreamResponse:
+    return _json(await ib.show_fabric(call.services.db, call.match("fabric")))
+
+
+async def delete_fabric(call: Call) -> web.StreamResponse:
+    await ib.delete_fabric(call.services.db, call.match("fabric"), call.who.name)
+    return web.Response(status=204)
+
+
+async def get_partitions(call: Call) -> web.StreamResponse:
+    return _json(await ib.partitions_view(call.services.db, call.match("fabric")))
+
+
+async def add_partition(call: Call) -> web.StreamResponse:
+    spec = ib.partition_spec(call.body.model_dump(exclude_unset=True))
+    out = await ib.allocate_partition(call.services.db, call.match("fabric"), spec, call.who.name)
+    _reconciler(call).wake()
+    return _json(out, 201)
+
+
+async def set_partition(call: Call) -> web.StreamResponse:
+    spec = ib.partition_spec(call.body.model_dump(exclude_unset=True))
+    out, created = await ib.set_partition(
+        call.services.db, call.match("fabric"), call.match("pkey"), spec, call.who.name
+    )
+    _reconciler(call).wake()
+    return _json(out, 201 if created else 200)
+
+
+async def remove_partition(call: Call) -> web.StreamResponse:
+    out = await ib.remove_partition(
+        call.services.db, call.match("fabric"), call.match("pkey"), call.who.name
+    )
+    _reconciler(call).wake()
+    return _json(out, 202)
+
+
+async def fabric_plan(call: Call) -> web.StreamResponse:
+    return _json(await ib.plan(call.services.db, call.services.box, call.match("fabric")))
+
+
+async def fabric_apply(call: Call) -> web.StreamResponse:
+    res = await _reconciler(call).reconcile(call.match("fabric"), force=True)
+    return _json(res.as_dict())
+
+
+async def fabric_drift(call: Call) -> web.StreamResponse:
+    return _json(await _reconciler(call).check_drift(call.match("fabric")))
+
+
+def fabric_routes() -> list[Route]:
+    f = {"fabric": "fabric name"}
+    fp = {**f, "pkey": "P_Key, 0x0001-0x7ffe"}
+    return [
+        Route("GET", "/v1/fabrics", list_fabrics, "List InfiniBand fabrics", "fabrics", STAFF,
+              response=sc.FabricList),
+        Route("POST", "/v1/fabrics", create_fabric, "Add an InfiniBand fabric", "fabrics", ADMIN,
+              body=sc.FabricIn, response=sc.FabricOut, status=201,
+              description="The driver's settings are checked when given (422 naming the key). "
+              "Nothing is written to the subnet manager until a partition is set or the "
+              "fabric is applied."),
+        Route("GET", "/v1/fabrics/{fabric}", get_fabric, "Show a fabric", "fabrics", STAFF,
+              response=sc.FabricOut, path_params=f),
+        Route("DELETE", "/v1/fabrics/{fabric}", delete_fabric, "Remove a fabric", "fabrics",
+              ADMIN, status=204, path_params=f,
+              description="Refused (409) while it has partitions, removing ones included."),
+        Route("GET", "/v1/fabrics/{fabric}/partitions", get_partitions,
+              "Partitions: desired, applied and observed", "fabrics", STAFF,
+              response=sc.PartitionsView, path_params=f),
+        Route("POST", "/v1/fabrics/{fabric}/partitions", add_partition,
+              "Add a partition on the lowest free P_Key", "fabrics", ADMIN,
+              body=sc.PartitionIn, response=sc.PartitionOut, status=201, path_params=f,
+              description="A key is free when no partition holds it, none being removed holds "
+              "it and the subnet manager's last read-back did not show it."),
+        Route("PUT", "/v1/fabrics/{fabric}/partitions/{pkey}", set_partition,
+              "Set a partition's desired state", "fabrics", ADMIN, body=sc.PartitionIn,
+              response=sc.PartitionOut, path_params=fp,
+              description="The whole set is checked first: a port holding more keys than "
+              "port_key_limit, a membership word other than full/limited, or a key outside "
+              "the fabric's range is refused (422). The reconciler applies it within seconds."),
+        Route("DELETE", "/v1/fabrics/{fabric}/partitions/{pkey}", remove_partition,
+              "Remove a partition", "fabrics", ADMIN, response=sc.PartitionOut, status=202,
+              path_params=fp,
+              description="The key stays reserved until a read-back shows it gone."),
+        Route("POST", "/v1/fabrics/{fabric}/plan", fabric_plan,
+              "Dry run: the diff and the rendered file or requests", "fabrics", STAFF,
+              response=sc.FabricPlanOut, path_params=f),
+        Route("POST", "/v1/fabrics/{fabric}/apply", fabric_apply, "Run a pass now", "fabrics",
+              ADMIN, response=sc.FabricPassOut, path_params=f),
+        Route("POST", "/v1/fabrics/{fabric}/drift", fabric_drift, "Read back and compare now",
+              "fabrics", STAFF, response=sc.FabricDriftOut, path_params=f),
+    ]  # fmt: skip
