@@ -3,7 +3,8 @@
 # busybox's udhcpc and ISC dhclient against the DHCP server, dnsmasq beside it (proxy mode), the
 # tftp-hpa and atftp clients and tftpd-hpa (benchmark peer) against TFTP, QEMU with its iPXE ROMs
 # and Debian's iPXE loaders for the end-to-end PXE test, and the tools the inspection agent reads
-# (dmidecode, lspci, ethtool). Installs only what is missing, only as root; prints nothing on
+# (dmidecode, lspci, ethtool), and ibsim + OpenSM + infiniband-diags for the partition tests.
+# Installs only what is missing, only as root; prints nothing on
 # success.
 set -euo pipefail
 need=()
@@ -22,6 +23,11 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v dmidecode >/dev/null || need+=(dmidecode)
 command -v lspci >/dev/null || need+=(pciutils)
 command -v ethtool >/dev/null || need+=(ethtool)
+# a real OpenSM on a simulated InfiniBand fabric (tests/support/ibsim.py)
+command -v ibsim >/dev/null || need+=(ibsim-utils)
+command -v opensm >/dev/null || [ -x /usr/sbin/opensm ] || need+=(opensm)
+command -v smpquery >/dev/null || [ -x /usr/sbin/smpquery ] || need+=(infiniband-diags)
+ls /usr/lib/*/umad2sim/libumad2sim.so >/dev/null 2>&1 || need+=(libumad2sim0)
 # the QEMU test's ramdisk takes the kernel from Debian's cloud kernel package, downloaded (never
 # installed) into apt's cache
 kernel_deb() { ls /var/cache/apt/archives/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1; }
