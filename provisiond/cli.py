@@ -837,6 +837,20 @@ def cmd_lab_redfish(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_lab_ufm(args: argparse.Namespace) -> int:
+    from provisiond.lab.ufm import run as run_lab_ufm
+
+    return run_lab_ufm(
+        args.port,
+        username=args.user,
+        password=args.password,
+        token=args.token,
+        control=Path(args.control) if args.control else None,
+        faults=list(args.fault or ()),
+        delay=args.delay,
+    )
+
+
 def cmd_lab_switch(args: argparse.Namespace) -> int:
     from provisiond.lab.switch import run as run_lab_switch
 
@@ -1009,6 +1023,10 @@ def build_parser() -> argparse.ArgumentParser:
     nng.add_argument("--network", choices=["provisioning", "quarantine"])
     nng.add_argument("--vlan", type=int)
 
+    from provisiond.cli_fabric import register as register_fabric
+
+    register_fabric(sub, cmd, remote)
+
     op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
     os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)
     os_.add_argument("op")
@@ -1065,6 +1083,26 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--password", default="calvin")
     lrf.add_argument("--state", help="state directory (default: a new temporary one)")
     lrf.set_defaults(fn=cmd_lab_redfish)
+    lufm = lab.add_parser(
+        "ufm",
+        help="serve a lab NVIDIA UFM (P_Key REST API) on 127.0.0.1:PORT until killed",
+        description="The P_Key endpoints of UFM's REST API, in memory, under /ufmRest (basic "
+        "auth) and /ufmRestV3 (token), with fault injection; see provisiond/lab/ufm.py.",
+    )
+    lufm.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    lufm.add_argument("--user", default="admin", help="basic-auth user (default admin)")
+    lufm.add_argument("--password", default="123456", help="basic-auth password (default 123456)")
+    lufm.add_argument("--token", help="access token for /ufmRestV3 (default: none, all refused)")
+    lufm.add_argument("--control", help="JSON file of faults, re-read when it changes")
+    lufm.add_argument(
+        "--fault",
+        action="append",
+        metavar="500|500:N|slow|auth",
+        help="HTTP 500 on every (or the next N) request(s), slow answers, refused credentials; "
+        "repeatable",
+    )
+    lufm.add_argument("--delay", type=float, help="seconds before each answer (the slow fault)")
+    lufm.set_defaults(fn=cmd_lab_ufm)
     lsw = lab.add_parser(
         "switch",
         help="serve emulated Ethernet switches over SSH on 127.0.0.1:PORT until killed",

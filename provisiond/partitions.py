@@ -784,7 +784,7 @@ class PartitionReconciler:
             observed = applied.observed.partitions
             result.diff = list(applied.diff)
             result.problems = list(applied.observed.problems)
-            mismatch = diff_partitions(desired, observed)
+            mismatch = diff_partitions(driver.comparable(desired), driver.comparable(observed))
             if mismatch:
                 result.error = "read-back differs from the applied set: " + "; ".join(mismatch)
                 await self._failed(fabric_id, result.error, transient=True)
@@ -900,7 +900,13 @@ class PartitionReconciler:
                 out["error"] = exc.message
                 await self._drift_checked(fabric_id, None, None, exc.message)
                 return out
-            drift = list(diff_partitions(applied, read.partitions)) if ever_applied else []
+            drift = (
+                list(
+                    diff_partitions(driver.comparable(applied), driver.comparable(read.partitions))
+                )
+                if ever_applied
+                else []
+            )
             out["drift"], out["problems"] = drift, list(read.problems)
             await self._drift_checked(fabric_id, read.partitions, read.problems, None, drift)
         return out

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given, settings
@@ -36,6 +37,7 @@ from provisiond.api.keys import SERVICES
 from provisiond.auth import create_token
 from provisiond.config import load_settings
 from provisiond.errors import ConfigError
+from provisiond.lab.ufm import LabUfm
 
 G = [f"0x0002c903000010{i:02x}" for i in range(1, 33)]
 
@@ -528,3 +530,49 @@ async def test_a_hand_edit_is_reported_and_put_back(ib: Ib) -> None:
     assert ib.sm.file.read_text() == good
     status, events = await ib.call("GET", "/v1/events?kind=fabric.drift")
     assert events["items"] and G[5] in json.dumps(events["items"][0]["data"])
+
+
+# --------------------------------------------------------------------------- UFM through the daemon
+
+
+async def test_a_ufm_fabric_is_reconciled_and_its_drift_repaired(ib: Ib) -> None:
+    """The same flow on the lab UFM (over HTTP): explicit defaults and an empty key read back
+    without false drift; a member added in UFM behind provisiond's back is taken out again."""
+    ufm = LabUfm(token="lab-token")
+    await ufm.start(0)
+    try:
+        status, out = await ib.call("POST", "/v1/fabrics", {
+            "name": "ufm0", "driver": "ufm", "pkey_range": "0x0100-0x01ff",
+            "settings": {"url": ufm.url, "auth": "token", "token": "lab-token"},
+        })  # fmt: skip
+        assert status == 201, out
+        assert out["settings"]["token"] == "(set)"
+        await ib.call("PUT", "/v1/fabrics/ufm0/partitions/0x0101",
+                      {"name": "tenant_a", "members": {G[0]: "full", G[1]: "full"},
+                       "ipoib": True, "mtu": 4})  # fmt: skip
+        await ib.call("PUT", "/v1/fabrics/ufm0/partitions/0x0102",
+                      {"name": "tenant_b", "index0": False})  # fmt: skip
+        await ib.settled("ufm0")
+        assert ufm.state.memberships(0x101) == {G[0]: "full", G[1]: "full"}
+        status, drift = await ib.call("POST", "/v1/fabrics/ufm0/drift")
+        assert drift == {"fabric": "ufm0", "drift": [], "problems": [], "error": None}, drift
+        # someone adds a GUID to tenant_a in UFM
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(
+                f"{ufm.url}/ufmRest/resources/pkeys",
+                json={
+                    "pkey": "0x101",
+                    "guids": [G[7][2:]],
+                    "membership": "full",
+                    "index0": True,
+                    "ip_over_ib": True,
+                },
+                headers={"Authorization": aiohttp.encode_basic_auth("admin", "123456")},
+            )
+            assert resp.status == 200, await resp.text()
+        status, drift = await ib.call("POST", "/v1/fabrics/ufm0/drift")
+        assert drift["drift"] == [f"~ 0x0101 tenant_a: +{G[7]}=full"], drift
+        await ib.settled("ufm0")
+        assert G[7] not in ufm.state.memberships(0x101)
+    finally:
+        await ufm.stop()

@@ -183,6 +183,13 @@ class FabricDriver(abc.ABC):
     async def read(self) -> ReadBack:
         """The partitions the subnet manager holds now."""
 
+    def comparable(self, partitions: Iterable[Partition]) -> list[Partition]:
+        """``partitions`` in the form this driver compares them: what it cannot hold or report
+        (UFM: an explicit default mtu, the index0 of a key without members) made equal on both
+        sides. The reconciler puts what it applied and what ``read`` returned through this
+        before it calls them different."""
+        return list(partitions)
+
     async def close(self) -> None:  # noqa: B027 - drivers without resources need no close
         """Release connections."""
 
