@@ -834,7 +834,8 @@ class PartitionReconciler:
                 events.record(
                     s,
                     "fabric.applied",
-                    f"fabric {f.name}: {len(result.diff)} partition changes applied"
+                    f"fabric {f.name}: {len(result.diff)} partition"
+                    f"{'s' if len(result.diff) != 1 else ''} changed"
                     if result.diff
                     else f"fabric {f.name}: applied, nothing changed",
                     data={

@@ -408,13 +408,22 @@ class Ib:
 
 
 @pytest.fixture
-async def ib(tmp_path: Path) -> AsyncIterator[Ib]:
+def backend(request: pytest.FixtureRequest) -> str | None:
+    """The database URL: SQLite unless a test asks for ``backend`` "postgres" (indirect)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        url: str = request.getfixturevalue("pg_database")
+        return url
+    return None
+
+
+@pytest.fixture
+async def ib(tmp_path: Path, backend: str | None) -> AsyncIterator[Ib]:
     settings = load_settings(
         None,
         env={},
         overrides={
             "data_dir": str(tmp_path / "data"),
-            "database_url": f"sqlite:///{tmp_path / 'data' / 'p.db'}",
+            "database_url": backend or f"sqlite:///{tmp_path / 'data' / 'p.db'}",
             "switches": {"enabled": False},
             "fabrics": {"interval": 0.1, "drift_interval": 3600, "backoff_seconds": 0.1},
         },
@@ -504,6 +513,29 @@ async def test_a_removed_key_is_not_reused_until_the_subnet_manager_dropped_it(i
     assert [p["pkey"] for p in view["applied"]] == ["0x0101", "0x0102", "0x0103"]
     status, out = await ib.call("POST", "/v1/fabrics/ib0/partitions", {"name": "t4"})
     assert status == 201 and out["pkey"] == "0x0100"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_concurrent_allocations_never_share_a_key(ib: Ib) -> None:
+    """40 partitions asked for at once (real concurrent HTTP requests) get 40 distinct keys;
+    one tenant asking twice gets one key and a 409."""
+    await ib.add_fabric(pkey_range="0x0100-0x01ff")
+    async with aiohttp.ClientSession() as http:
+
+        async def one(i: int) -> tuple[int, Any]:
+            resp = await http.post(
+                str(ib.client.make_url("/v1/fabrics/ib0/partitions")),
+                headers={"Authorization": f"Bearer {ib.token}"},
+                json={"name": f"t{i:02d}", "members": {G[i % 32]: "full"}},
+            )
+            return resp.status, await resp.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(40)))
+    assert [status for status, _ in results] == [201] * 40, results
+    keys = [out["pkey"] for _, out in results]
+    assert len(set(keys)) == 40 and min(keys) == "0x0100" and max(keys) == "0x0127"
+    view = await ib.settled()
+    assert sorted(p["pkey"] for p in view["applied"]) == sorted(keys)
 
 
 async def test_plan_is_a_dry_run(ib: Ib) -> None:

@@ -98,25 +98,28 @@ def _start_lab(data_dir: Path, boot_url: str) -> subprocess.Popen[str]:
 
 LEAF1_PORT, LEAF2_PORT = 2201, 2202  # leaf1: examples/rack-r01.yaml; leaf2: added by the demo
 LEAF2_PASSWORD = "demo-eos"
+UFM_PORT, UFM_TOKEN = 2203, "demo-ufm-token"  # the lab UFM (InfiniBand partitions)
 
 
-def _start_switch(data_dir: Path, dialect: str, port: int, *extra: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "provisiond.cli", "lab", "switch", "--dialect", dialect,
-           "--port", str(port), *extra]  # fmt: skip
-    print("$ provisiond lab switch " + " ".join(cmd[5:]), flush=True)
-    with open(data_dir / f"switch-{port}.log", "wb") as log:
+def _start_server(data_dir: Path, what: str, *args: str) -> subprocess.Popen[str]:
+    """``provisiond lab WHAT ARGS`` in its own session, once it printed its ready line."""
+    cmd = [sys.executable, "-m", "provisiond.cli", "lab", what, *args]
+    print(f"$ provisiond lab {what} " + " ".join(args), flush=True)
+    log_path = data_dir / f"{what}-{'-'.join(a for a in args if a.isdigit())}.log"
+    with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True,
                                 start_new_session=True)  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "ready" not in line:
         _stop(proc)
-        raise RuntimeError(
-            f"lab switch {dialect} did not start: "
-            f"{(data_dir / f'switch-{port}.log').read_text().strip() or line}"
-        )
+        raise RuntimeError(f"lab {what} did not start: {log_path.read_text().strip() or line}")
     print(line.rstrip(), flush=True)
     return proc
+
+
+def _start_switch(data_dir: Path, dialect: str, port: int, *extra: str) -> subprocess.Popen[str]:
+    return _start_server(data_dir, "switch", "--dialect", dialect, "--port", str(port), *extra)
 
 
 def _leaf1_lldp(data_dir: Path) -> Path:
@@ -186,6 +189,28 @@ def _start_redfish(data_dir: Path) -> subprocess.Popen[bytes] | None:
     _stop(proc)
     print(f"(no lab Redfish service: {(data_dir / 'redfish.log').read_text()[-400:].strip()})")
     return None
+
+
+def _fabric_applied(url: str, token: str, fabric: str, after: int, timeout: float = 30) -> int:
+    """Wait until the reconciler has applied everything pending on ``fabric``, print the
+    ``fabric.applied`` events newer than id ``after`` (their diffs), return the newest id."""
+
+    def get(path: str) -> Any:
+        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    deadline = time.monotonic() + timeout
+    while get(f"/v1/fabrics/{fabric}")["pending"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    newest = after
+    for ev in get(f"/v1/events?kind=fabric.applied&after={after}&limit=100")["items"]:
+        if ev["id"] > after and ev["data"].get("fabric") == fabric:
+            newest = max(newest, ev["id"])
+            print(f"event fabric.applied: {ev['message']}")
+            for line in ev["data"].get("diff", []):
+                print(f"  {line}")
+    return newest
 
 
 def _stop(proc: subprocess.Popen[Any] | None) -> None:
@@ -265,6 +290,10 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         )
         switches.append(
             _start_switch(data_dir, "arista_eos", LEAF2_PORT, "--password", LEAF2_PASSWORD)
+        )
+        _say("A lab NVIDIA UFM: the P_Key REST API of an InfiniBand fabric, in memory")
+        switches.append(
+            _start_server(data_dir, "ufm", "--port", str(UFM_PORT), "--token", UFM_TOKEN)
         )
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
@@ -400,6 +429,27 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
 
         _say("A VLAN outside the switch's allow-list is refused before anything is sent")
         _run(env, "switch", "port", "leaf2", "Ethernet3", "--access", "300", check=False)
+
+        _say("InfiniBand: one P_Key per tenant on the lab UFM (only the difference is sent)")
+        token_file = data_dir / "ufm-token"
+        token_file.write_text(UFM_TOKEN + "\n")
+        _run(env, "fabric", "add", "ufm0", "--driver", "ufm",
+             "--set", f"url=http://127.0.0.1:{UFM_PORT}", "--set", "auth=token",
+             "--token-file", str(token_file), "--pkey-range", "0x0100-0x01ff")  # fmt: skip
+        _run(env, "fabric", "partition", "ufm0", "tenant_a", "--ipoib", "--full",
+             "0x0002c90300001001", "0x0002c90300001002")  # fmt: skip
+        _run(env, "fabric", "partition", "ufm0", "tenant_b", "--ipoib", "--full",
+             "0x0002c90300001003", "0x0002c90300001004")  # fmt: skip
+        seen = _fabric_applied(url, token, "ufm0", 0)
+        _say("r01n02 moves from tenant_a to tenant_b: two member changes, nothing else")
+        _run(env, "fabric", "partition", "ufm0", "tenant_a", "--pkey", "0x0100", "--ipoib",
+             "--full", "0x0002c90300001001")  # fmt: skip
+        _run(env, "fabric", "partition", "ufm0", "tenant_b", "--pkey", "0x0101", "--ipoib",
+             "--full", *(f"0x0002c9030000100{i}" for i in (2, 3, 4)))  # fmt: skip
+        _fabric_applied(url, token, "ufm0", seen)
+        _run(env, "fabric", "show", "ufm0")
+        _say("The default partition's key is never a tenant's: refused before anything is sent")
+        _run(env, "fabric", "partition", "ufm0", "tenant_c", "--pkey", "0x7fff", check=False)
 
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
