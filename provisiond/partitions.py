@@ -44,6 +44,7 @@ from drivers.fabric.base import (
     FabricError,
     Partition,
     PlanError,
+    ReadBack,
     check_plan,
     diff_partitions,
     format_pkey,
@@ -790,7 +791,7 @@ class PartitionReconciler:
                 await self._failed(fabric_id, result.error, transient=True)
                 return result
             result.applied = True
-            await self._applied(fabric_id, rev, desired, applied.observed.problems, result, force)
+            await self._applied(fabric_id, rev, desired, applied.observed, result, force)
         return result
 
     async def _applied(
@@ -798,17 +799,18 @@ class PartitionReconciler:
         fabric_id: int,
         rev: int,
         desired: Sequence[Partition],
-        problems: Sequence[str],
+        observed: ReadBack,
         result: PassResult,
         force: bool,
     ) -> None:
+        problems = observed.problems
         now = utcnow()
         held = {p.pkey for p in desired}
         async with self.db.write() as s:
             f = await s.get(Fabric, fabric_id)
             assert f is not None
             f.applied = partitions_json(desired)
-            f.observed = partitions_json(desired)
+            f.observed = partitions_json(observed.partitions)
             f.problems = {"items": list(problems)}
             f.applied_rev = max(f.applied_rev, rev)
             f.status = APPLIED if f.applied_rev >= f.desired_rev else PENDING
@@ -931,6 +933,13 @@ class PartitionReconciler:
                               data={"fabric": f.name})  # fmt: skip
                 return
             assert observed is not None and problems is not None
+            # the same finding as the last check: no new event (a reported-only drift would
+            # otherwise repeat every drift_interval)
+            known = (
+                f.status == DRIFTED
+                and f.observed == partitions_json(observed)
+                and (f.problems or {}).get("items") == list(problems)
+            )
             f.observed = partitions_json(observed)
             f.problems = {"items": list(problems)}
             held = {p.pkey for p in observed}
@@ -945,13 +954,14 @@ class PartitionReconciler:
             bad = bool(drift) or (bool(problems) and f.applied_rev > 0)
             if bad:
                 repair = f.repair_drift and f.applied_rev >= f.desired_rev
-                events.record(
-                    s,
-                    "fabric.drift",
-                    f"fabric {f.name}: the subnet manager does not hold what was applied"
-                    + ("; putting it back" if repair else ""),
-                    data={"fabric": f.name, "diff": list(drift), "problems": list(problems)},
-                )
+                if not known or repair:
+                    events.record(
+                        s,
+                        "fabric.drift",
+                        f"fabric {f.name}: the subnet manager does not hold what was applied"
+                        + ("; putting it back" if repair else ""),
+                        data={"fabric": f.name, "diff": list(drift), "problems": list(problems)},
+                    )
                 if f.status != PENDING:
                     f.status = DRIFTED
                 if repair:

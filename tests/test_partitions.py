@@ -608,3 +608,21 @@ async def test_a_ufm_fabric_is_reconciled_and_its_drift_repaired(ib: Ib) -> None
         assert G[7] not in ufm.state.memberships(0x101)
     finally:
         await ufm.stop()
+
+
+async def test_report_only_drift_is_reported_once_and_left_alone(ib: Ib) -> None:
+    await ib.add_fabric(repair_drift=False)
+    await ib.call("PUT", "/v1/fabrics/ib0/partitions/0x0101",
+                  {"name": "tenant_a", "members": {G[0]: "full"}})  # fmt: skip
+    await ib.settled()
+    edited = ib.sm.file.read_text().replace(f"{G[0]}=full ;", f"{G[0]}=full,\n  {G[5]}=full ;")
+    ib.sm.file.write_text(edited)
+    for _ in range(3):
+        _, drift = await ib.call("POST", "/v1/fabrics/ib0/drift")
+        assert drift["drift"] == [f"~ 0x0101 tenant_a: +{G[5]}=full"], drift
+    _, events = await ib.call("GET", "/v1/events?kind=fabric.drift")
+    assert len(events["items"]) == 1 and "putting it back" not in events["items"][0]["message"]
+    _, fabric = await ib.call("GET", "/v1/fabrics/ib0")
+    assert fabric["status"] == "drifted" and not fabric["pending"]
+    await asyncio.sleep(0.5)  # the reconciler leaves it alone
+    assert ib.sm.file.read_text() == edited
