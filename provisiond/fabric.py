@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -65,6 +64,7 @@ from provisiond.config import SwitchSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import NotFound, ValidationError
+from provisiond.loop import ReconcileLoop
 from provisiond.models import Nic, Node, PortBinding, Switch, utcnow
 
 log = logging.getLogger(__name__)
@@ -199,9 +199,7 @@ def default_port(driver: str) -> int:
     return {"napalm_eos": 443, "napalm_junos": 830}.get(driver, 22)
 
 
-def _about_ports(
-    exc: SwitchError, dialect: Dialect, sent: ChangeSet, saves: set[str]
-) -> bool:
+def _about_ports(exc: SwitchError, dialect: Dialect, sent: ChangeSet, saves: set[str]) -> bool:
     """Whether the switch refused ``sent`` because of one of its ports (then the batch is split
     to find which), rather than as a whole: no answer, a refused login, a lock, a save or
     commit that failed for its own reasons (storage, napalm's rollback copy). A command of the
@@ -294,7 +292,7 @@ class _Outcome:
     read: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class Reconciler:
+class Reconciler(ReconcileLoop):
     """Reconciles every switch in the database: a loop woken by changes and by a timer, one
     pass per switch at a time, ``settings.concurrency`` switches at once."""
 
@@ -306,51 +304,18 @@ class Reconciler:
         drivers: SwitchDrivers,
         owner: str,
     ) -> None:
+        super().__init__(settings)
         self.db = db
         self.box = box
         self.settings = settings
         self.drivers = drivers
         self.owner = owner
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._running: dict[int, asyncio.Task[Any]] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._switch_locks: dict[int, asyncio.Lock] = {}
 
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        if self.settings.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="switch-reconciler")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._running.values()):
-            task.cancel()
-        for task in list(self._running.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await super().stop()
         await self.drivers.close()
-
-    def wake(self) -> None:
-        """Something changed: look at the switches now rather than at the next tick."""
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()  # before the tick: a wake during it is not lost
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("switch reconciler: tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
 
     async def tick(self) -> None:
         """Start a pass for every switch with pending ports (not in backoff), and a drift check
@@ -389,17 +354,12 @@ class Reconciler:
                 )
             )
         for switch_id in sorted(pending | due):
-            if switch_id in self._running:
-                continue  # a pass is under way; what changed meanwhile goes into the next one
-            task = asyncio.create_task(
-                self._background(switch_id, apply=switch_id in pending, drift=switch_id in due),
-                name=f"switch-{switch_id}",
-            )
-            self._running[switch_id] = task
-            task.add_done_callback(functools.partial(self._done, switch_id))
-
-    def _done(self, switch_id: int, _task: asyncio.Task[Any]) -> None:
-        self._running.pop(switch_id, None)
+            if switch_id not in self._running:
+                self.spawn(
+                    switch_id,
+                    self._background(switch_id, apply=switch_id in pending, drift=switch_id in due),
+                    f"switch-{switch_id}",
+                )
 
     async def _background(self, switch_id: int, *, apply: bool, drift: bool) -> None:
         async with self._slots:

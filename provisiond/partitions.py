@@ -23,9 +23,7 @@ Rules kept here, not in the drivers:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -57,6 +55,7 @@ from provisiond.config import FabricSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import ConfigError, Conflict, FieldProblem, NotFound, ValidationError
+from provisiond.loop import ReconcileLoop
 from provisiond.models import Fabric, FabricPartition, Tenant, utcnow
 
 log = logging.getLogger(__name__)
@@ -491,16 +490,18 @@ async def _put(
     return row, created
 
 
+def _path_pkey(text: str) -> int:
+    try:
+        return parse_pkey(text)
+    except ValueError as exc:
+        raise ValidationError("bad P_Key", [FieldProblem("pkey", str(exc), value=text)]) from exc
+
+
 async def set_partition(
     db: Database, name: str, pkey_text: str, spec: PartitionSpec, actor: str | None
 ) -> tuple[dict[str, Any], bool]:
     """PUT: the desired state of partition ``pkey``. Returns (partition, created)."""
-    try:
-        pkey = parse_pkey(pkey_text)
-    except ValueError as exc:
-        raise ValidationError(
-            "bad P_Key", [FieldProblem("pkey", str(exc), value=pkey_text)]
-        ) from exc
+    pkey = _path_pkey(pkey_text)
     async with db.write() as s:
         f = await get_fabric(s, name, lock=True)
         row, created = await _put(s, f, pkey, spec, actor)
@@ -532,12 +533,7 @@ async def remove_partition(
 ) -> dict[str, Any]:
     """DELETE: the partition leaves the desired set; its row stays ``removing`` (its key not
     reusable) until a read-back shows the subnet manager dropped it."""
-    try:
-        pkey = parse_pkey(pkey_text)
-    except ValueError as exc:
-        raise ValidationError(
-            "bad P_Key", [FieldProblem("pkey", str(exc), value=pkey_text)]
-        ) from exc
+    pkey = _path_pkey(pkey_text)
     async with db.write() as s:
         f = await get_fabric(s, name, lock=True)
         row = await s.scalar(
@@ -634,50 +630,19 @@ class PassResult:
         }
 
 
-class PartitionReconciler:
+class PartitionReconciler(ReconcileLoop):
     """Reconciles every fabric: a loop woken by changes and by a timer; one pass per fabric at a
     time, under a lease on the fabric row (several daemons may share the database)."""
 
+    loop_name = "partition-reconciler"
+
     def __init__(self, db: Database, box: SecretBox, settings: FabricSettings, owner: str) -> None:
+        super().__init__(settings)
         self.db = db
         self.box = box
         self.settings = settings
         self.owner = owner
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._running: dict[int, asyncio.Task[Any]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-
-    def start(self) -> None:
-        if self.settings.enabled and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="partition-reconciler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        for task in list(self._running.values()):
-            task.cancel()
-        for task in list(self._running.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("partition reconciler: tick failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.interval)
 
     async def tick(self) -> None:
         now = utcnow()
@@ -705,17 +670,12 @@ class PartitionReconciler:
                 )
             )
         for fabric_id in sorted(pending | due):
-            if fabric_id in self._running:
-                continue
-            task = asyncio.create_task(
-                self._background(fabric_id, apply=fabric_id in pending, drift=fabric_id in due),
-                name=f"fabric-{fabric_id}",
-            )
-            self._running[fabric_id] = task
-            task.add_done_callback(functools.partial(self._done, fabric_id))
-
-    def _done(self, fabric_id: int, _task: asyncio.Task[Any]) -> None:
-        self._running.pop(fabric_id, None)
+            if fabric_id not in self._running:
+                self.spawn(
+                    fabric_id,
+                    self._background(fabric_id, apply=fabric_id in pending, drift=fabric_id in due),
+                    f"fabric-{fabric_id}",
+                )
 
     async def _background(self, fabric_id: int, *, apply: bool, drift: bool) -> None:
         try:
