@@ -43,7 +43,6 @@ import copy
 import functools
 import hmac
 import importlib
-import json
 import logging
 import os
 import signal
@@ -54,6 +53,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncssh
+
+from provisiond.lab.control import WatchedJson
 
 log = logging.getLogger("provisiond.lab.switch")
 
@@ -121,24 +122,14 @@ class FaultSource:
         self.port = port
         self.flags = dict(flags)
         self.control = control
-        self._seen: tuple[int, int, int] | None = None
+        self._watch = WatchedJson(control)
         self.faults = Faults.parse(self.flags)
 
     def current(self) -> Faults:
-        if self.control is None:
-            return self.faults
         try:
-            st = self.control.stat()
-            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            key = None
-        if key == self._seen:
-            return self.faults
-        self._seen = key
-        try:
-            data = json.loads(self.control.read_text()) if key is not None else {}
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object of '*' or PORT -> faults")
+            data = self._watch.changed()
+            if data is None:
+                return self.faults
             merged = dict(self.flags)
             for k in ("*", str(self.port)):
                 entry = data.get(k, {})
@@ -192,24 +183,14 @@ class LldpSource:
     def __init__(self, tcp_port: int, path: Path | None) -> None:
         self.tcp_port = tcp_port
         self.path = path
-        self._seen: tuple[int, int, int] | None = None
+        self._watch = WatchedJson(path)
         self.neighbors: dict[str, list[LabNeighbor]] = {}
 
     def current(self, ports: list[str]) -> dict[str, list[LabNeighbor]]:
-        if self.path is None:
-            return self.neighbors
         try:
-            st = self.path.stat()
-            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            key = None
-        if key == self._seen:
-            return self.neighbors
-        self._seen = key
-        try:
-            data = json.loads(self.path.read_text()) if key is not None else {}
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object of '*' or TCPPORT -> ports")
+            data = self._watch.changed()
+            if data is None:
+                return self.neighbors
             merged: dict[str, list[LabNeighbor]] = {}
             for k in ("*", str(self.tcp_port)):
                 entry = data.get(k, {})

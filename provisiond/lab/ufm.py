@@ -78,7 +78,6 @@ import base64
 import binascii
 import contextlib
 import hmac
-import json
 import logging
 import os
 import re
@@ -90,6 +89,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from provisiond.lab.control import WatchedJson
 
 log = logging.getLogger("provisiond.lab.ufm")
 
@@ -185,24 +186,14 @@ class FaultSource:
         self.flags = dict(flags)
         self.control = control
         self.faults = Faults.parse(self.flags)
-        self._seen: tuple[int, int, int] | None = None
+        self._watch = WatchedJson(control)
         self._counted = 0  # requests since the faults were last set
 
     def current(self) -> Faults:
-        if self.control is None:
-            return self.faults
         try:
-            st = self.control.stat()
-            key: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError:
-            key = None
-        if key == self._seen:
-            return self.faults
-        self._seen = key
-        try:
-            data = json.loads(self.control.read_text()) if key is not None else {}
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object of faults")
+            data = self._watch.changed()
+            if data is None:
+                return self.faults
             faults = Faults.parse({**self.flags, **data})
         except (OSError, ValueError) as exc:
             log.error("lab ufm: %s: %s (faults unchanged)", self.control, exc)
