@@ -230,6 +230,13 @@ class FabricSettings(_Section):
     # a subnet manager that fails is retried after backoff_seconds, doubling up to the max
     backoff_seconds: float = Field(5.0, ge=0)
     backoff_max_seconds: float = Field(300.0, ge=0)
+    # what a fabric added through the API may make this daemon do (an API token is not a shell
+    # on this host): the directories an OpenSM partitions_file may be in, and the exact
+    # reload_command argument lists it may run
+    opensm_dirs: list[str] = Field(default_factory=lambda: ["/etc/opensm"])
+    reload_commands: list[list[str]] = Field(
+        default_factory=lambda: [["systemctl", "reload", "opensm"]]
+    )
 
 
 class PxeSettings(_Section):

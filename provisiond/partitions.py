@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +51,7 @@ from drivers.fabric.base import (
     normalize_guid,
     parse_pkey,
 )
-from drivers.fabric.registry import fabric_driver, fabric_driver_names
+from drivers.fabric.registry import fabric_driver, fabric_driver_class, fabric_driver_names
 from provisiond import events, leases
 from provisiond.config import FabricSettings
 from provisiond.crypto import SecretBox
@@ -121,7 +123,12 @@ class FabricRecord:
         )
 
     def driver_instance(self) -> FabricDriver:
-        return fabric_driver(self.driver, self.settings, port_key_limit=self.port_key_limit)
+        return fabric_driver(
+            self.driver,
+            self.settings,
+            port_key_limit=self.port_key_limit,
+            pkey_range=self.pkey_range,
+        )
 
 
 def conceal(settings: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
@@ -202,7 +209,42 @@ def parse_pkey_range(value: Any) -> tuple[int, int]:
     return lo, hi
 
 
-def fabric_spec(body: Mapping[str, Any]) -> FabricSpec:
+def policy_problems(
+    driver: str, settings: Mapping[str, Any], policy: FabricSettings
+) -> list[FieldProblem]:
+    """What the daemon's [fabrics] policy forbids in a fabric's settings: an OpenSM
+    partitions_file outside ``opensm_dirs``, a reload_command not in ``reload_commands``."""
+    if driver != "opensm":
+        return []
+    problems: list[FieldProblem] = []
+    path = settings.get("partitions_file")
+    if isinstance(path, str):
+        real = os.path.realpath(path)
+        dirs = [os.path.realpath(d) for d in policy.opensm_dirs]
+        if not any(real.startswith(d.rstrip("/") + "/") for d in dirs):
+            problems.append(
+                FieldProblem(
+                    "settings.partitions_file",
+                    "outside the directories this daemon may write partitions files in "
+                    f"([fabrics] opensm_dirs: {', '.join(policy.opensm_dirs) or 'none'})",
+                    value=path,
+                )
+            )
+    command = settings.get("reload_command")
+    if command is not None:
+        argv = shlex.split(command) if isinstance(command, str) else command
+        if argv not in policy.reload_commands:
+            problems.append(
+                FieldProblem(
+                    "settings.reload_command",
+                    "not one of the commands this daemon may run ([fabrics] reload_commands)",
+                    value=argv,
+                )
+            )
+    return problems
+
+
+def fabric_spec(body: Mapping[str, Any], policy: FabricSettings) -> FabricSpec:
     """Validate a POST /v1/fabrics body: every problem at once."""
     problems: list[FieldProblem] = []
     known = {"name", "driver", "settings", "pkey_range", "port_key_limit", "repair_drift"}
@@ -240,6 +282,8 @@ def fabric_spec(body: Mapping[str, Any]) -> FabricSpec:
             fabric_driver(str(driver), settings, port_key_limit=limit)
         except ConfigError as exc:
             problems.append(FieldProblem(str(exc.extra.get("key") or "settings"), exc.message))
+        else:
+            problems += policy_problems(str(driver), settings, policy)
     if problems:
         raise ValidationError("fabric refused", problems)
     return FabricSpec(str(name), str(driver), settings, pkey_range, limit, bool(repair))
@@ -422,6 +466,9 @@ def _check_set(f: Fabric, partitions: Sequence[Partition]) -> None:
     problems = check_plan(
         partitions, port_key_limit=f.port_key_limit, pkey_range=(f.pkey_min, f.pkey_max)
     )
+    # what this kind of subnet manager cannot hold (UFM: some MTU and rate codes), now rather
+    # than at the pass, where one such partition would hold up every other change
+    problems += fabric_driver_class(f.driver).plan_problems(partitions)
     if problems:
         raise ValidationError("partition refused: the fabric's set would be unsafe", problems)
 
@@ -436,6 +483,16 @@ async def _put(
     rows = await _rows(s, f.id)
     current = next((r for r in rows if r.pkey == pkey), None)
     tenant_id = await _tenant_id(s, spec.tenant)
+    if (
+        current is not None
+        and current.state == REMOVING
+        and (current.name != spec.name or current.tenant_id != tenant_id)
+    ):
+        # the subnet manager may still hold this key on the old partition's ports
+        raise Conflict(
+            f"{format_pkey(pkey)} is being removed ({current.name!r}) and stays reserved until "
+            "the subnet manager no longer holds it; take another key"
+        )
     for r in rows:
         if r.pkey == pkey:
             continue
@@ -720,6 +777,11 @@ class PartitionReconciler(ReconcileLoop):
                     result.skipped = "nothing pending"
                     return result
             desired = [partition_of(r) for r in rows if r.state == ACTIVE]
+            forbidden = policy_problems(record.driver, record.settings, self.settings)
+            if forbidden:
+                result.error = "; ".join(str(p) for p in forbidden)
+                await self._failed(fabric_id, result.error, transient=False)
+                return result
             try:
                 driver = record.driver_instance()
             except ConfigError as exc:
@@ -727,7 +789,7 @@ class PartitionReconciler(ReconcileLoop):
                 result.error = exc.message
                 return result
             try:
-                applied = await driver.apply(desired)
+                applied = await driver.apply(desired, force=force)
             except PlanError as exc:
                 result.error = exc.message
                 result.problems = [str(p) for p in exc.problems]
@@ -749,6 +811,17 @@ class PartitionReconciler(ReconcileLoop):
             if mismatch:
                 result.error = "read-back differs from the applied set: " + "; ".join(mismatch)
                 await self._failed(fabric_id, result.error, transient=True)
+                return result
+            if result.problems:
+                # e.g. OpenSM's last sweep fell back although our file is in place
+                result.error = "the subnet manager reports problems after the apply"
+                await self._failed(
+                    fabric_id, f"{result.error}: {'; '.join(result.problems)}", transient=False
+                )
+                return result
+            if not await leases.owns(self.db, Fabric, fabric_id, self.owner):
+                # another daemon took the fabric over meanwhile: its pass records the truth
+                result.skipped = "the lease was lost during the pass; not recorded"
                 return result
             result.applied = True
             await self._applied(fabric_id, rev, desired, applied.observed, result, force)
@@ -792,21 +865,21 @@ class PartitionReconciler(ReconcileLoop):
                         FabricPartition.state == REMOVING,
                     )
                 )
-            if result.diff or force:
-                events.record(
-                    s,
-                    "fabric.applied",
-                    f"fabric {f.name}: {len(result.diff)} partition"
-                    f"{'s' if len(result.diff) != 1 else ''} changed"
-                    if result.diff
-                    else f"fabric {f.name}: applied, nothing changed",
-                    data={
-                        "fabric": f.name,
-                        "diff": result.diff,
-                        "freed": [format_pkey(k) for k in freed],
-                        "problems": list(problems),
-                    },
-                )
+            # every pass is recorded, a pass that changed nothing too
+            events.record(
+                s,
+                "fabric.applied",
+                f"fabric {f.name}: {len(result.diff)} partition"
+                f"{'s' if len(result.diff) != 1 else ''} changed"
+                if result.diff
+                else f"fabric {f.name}: applied, nothing changed",
+                data={
+                    "fabric": f.name,
+                    "diff": result.diff,
+                    "freed": [format_pkey(k) for k in freed],
+                    "problems": list(problems),
+                },
+            )
 
     async def _failed(
         self, fabric_id: int, error: str, *, transient: bool, kind: str = "fabric.apply_failed"
@@ -922,7 +995,7 @@ class PartitionReconciler(ReconcileLoop):
                         + ("; putting it back" if repair else ""),
                         data={"fabric": f.name, "diff": list(drift), "problems": list(problems)},
                     )
-                if f.status != PENDING:
+                if f.status not in (PENDING, FAILED):
                     f.status = DRIFTED
                 if repair:
                     f.desired_rev += 1

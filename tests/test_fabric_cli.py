@@ -19,7 +19,12 @@ from tests.test_partitions import FakeSm, G
 def daemon(daemon_factory: Any, tmp_path: Path) -> Daemon:
     d: Daemon = daemon_factory(f"sqlite:///{tmp_path / 'data' / 'provisiond.db'}")
     # passes are driven by the commands below, not by the background loop
-    d.config.write_text(d.config.read_text() + "[fabrics]\nenabled = false\n")
+    sm = FakeSm(tmp_path)
+    d.config.write_text(
+        d.config.read_text()
+        + f'[fabrics]\nenabled = false\nopensm_dirs = ["{sm.dir}"]\n'
+        + f'reload_commands = [["{sm.script}"]]\n'
+    )
     d.start()
     d.make_token()
     return d

@@ -114,6 +114,8 @@ def test_any_valid_plan_round_trips(parts: list[Partition]) -> None:
         (f"t=0x8101 : {G[0]}=full ;", "membership bit"),
         ("t=0x0101 : 0xzz=full ;", "not a 0x-hex port GUID"),
         ("t=0x0101 : " + ", ".join(f"0x{i:016x}=full" for i in range(1, 300)) + " ;", "longer"),
+        (f"t=0x0101 : {G[0]}=full ;\r", "U+000D"),  # a CRLF file: OpenSM reads 'full\r'
+        (f"t=0x0101 :\u00a0{G[0]}=full ;", "U+00A0"),
     ],
 )
 def test_parse_reports_what_opensm_would_misread(text: str, needle: str) -> None:
@@ -283,6 +285,46 @@ async def test_opensm_rolls_back_when_the_reload_fails(tmp_path: Path) -> None:
     assert any("fell back" in p for p in read.problems)
 
 
+async def test_opensm_never_rolls_back_onto_a_file_it_would_not_write(tmp_path: Path) -> None:
+    sm = FakeSm(tmp_path)
+    drv = sm.driver()
+    a = part("tenant_a", 0x101, G[0])
+    await drv.apply([a])
+    backup = sm.file.with_name(sm.file.name + BACKUP_SUFFIX)
+    broken = sm.file.read_text().replace(" ;\n", "\n")  # a hand edit OpenSM would refuse
+    sm.file.write_text(broken)
+    sm.mode.write_text("fail")  # the reload of the repair fails (after OpenSM got the HUP?)
+    with pytest.raises(FabricError, match="previous file was not valid: the new"):
+        await drv.apply([a])
+    assert sm.file.read_text() == pc.render([a])  # the broken file never comes back
+    assert not backup.exists()  # nor is it kept as a backup to restore by hand
+
+
+async def test_opensm_signals_again_when_it_cannot_know_opensm_read_the_file(
+    tmp_path: Path,
+) -> None:
+    sm = FakeSm(tmp_path)
+    drv = sm.driver()
+    a, b = part("tenant_a", 0x101, G[0]), part("tenant_b", 0x102, G[1])
+    await drv.apply([a])
+    assert sm.reloads() == 1
+    # killed after the rename, before the signal: the new file is on disk, OpenSM never told
+    drv._swap_in(pc.render([a, b]).encode(), True)
+    res = await drv.apply([a, b])
+    assert res.diff == () and sm.reloads() == 2
+    await drv.apply([a, b])
+    assert sm.reloads() == 2  # confirmed now: nothing to do
+    # OpenSM fell back on a sweep someone else started, our file intact: signal again
+    with sm.log.open("a") as log:
+        log.write("0x01 -> osm_prtn_make_partitions: Partition configuration in error; "
+                  "retrying with default config\n0x02 -> SUBNET UP\n")  # fmt: skip
+    assert any("fell back" in p for p in (await drv.read()).problems)
+    res = await drv.apply([a, b])
+    assert sm.reloads() == 3 and res.observed.problems == ()
+    await drv.apply([a, b], force=True)
+    assert sm.reloads() == 4
+
+
 async def test_opensm_read_reports_a_hand_edit_and_a_missing_file(tmp_path: Path) -> None:
     sm = FakeSm(tmp_path)
     drv = sm.driver(log_file=None)
@@ -418,6 +460,7 @@ def backend(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def ib(tmp_path: Path, backend: str | None) -> AsyncIterator[Ib]:
+    sm = FakeSm(tmp_path)
     settings = load_settings(
         None,
         env={},
@@ -425,13 +468,19 @@ async def ib(tmp_path: Path, backend: str | None) -> AsyncIterator[Ib]:
             "data_dir": str(tmp_path / "data"),
             "database_url": backend or f"sqlite:///{tmp_path / 'data' / 'p.db'}",
             "switches": {"enabled": False},
-            "fabrics": {"interval": 0.1, "drift_interval": 3600, "backoff_seconds": 0.1},
+            "fabrics": {
+                "interval": 0.1,
+                "drift_interval": 3600,
+                "backoff_seconds": 0.1,
+                "opensm_dirs": [str(sm.dir)],
+                "reload_commands": [[str(sm.script)]],
+            },
         },
     )
     app = create_app(settings)
     async with TestClient(TestServer(app)) as client:
         token, _ = await create_token(app[SERVICES].db, role="admin", name="t-admin")
-        yield Ib(client, token, FakeSm(tmp_path))
+        yield Ib(client, token, sm)
 
 
 async def test_partitions_are_applied_by_the_reconciler_and_shown_three_ways(ib: Ib) -> None:
@@ -508,6 +557,10 @@ async def test_a_removed_key_is_not_reused_until_the_subnet_manager_dropped_it(i
     assert status == 201 and out["pkey"] == "0x0103"
     status, out = await ib.call("POST", "/v1/fabrics/ib0/partitions", {"name": "t4"})
     assert status == 409 and "no free P_Key" in out["detail"]
+    status, out = await ib.call(
+        "PUT", "/v1/fabrics/ib0/partitions/0x0100", {"name": "intruder", "members": {G[9]: "full"}}
+    )
+    assert status == 409 and "being removed" in out["detail"], out
     ib.sm.mode.write_text("ok")
     view = await ib.settled()
     assert [p["pkey"] for p in view["applied"]] == ["0x0101", "0x0102", "0x0103"]
@@ -573,6 +626,13 @@ async def test_a_ufm_fabric_is_reconciled_and_its_drift_repaired(ib: Ib) -> None
     ufm = LabUfm(token="lab-token")
     await ufm.start(0)
     try:
+        async with aiohttp.ClientSession() as http:  # someone else's key, outside our range
+            resp = await http.post(
+                f"{ufm.url}/ufmRest/resources/pkeys",
+                json={"pkey": "0x500", "guids": [G[8][2:]], "membership": "full"},
+                headers={"Authorization": aiohttp.encode_basic_auth("admin", "123456")},
+            )
+            assert resp.status == 200, await resp.text()
         status, out = await ib.call("POST", "/v1/fabrics", {
             "name": "ufm0", "driver": "ufm", "pkey_range": "0x0100-0x01ff",
             "settings": {"url": ufm.url, "auth": "token", "token": "lab-token"},
@@ -584,8 +644,12 @@ async def test_a_ufm_fabric_is_reconciled_and_its_drift_repaired(ib: Ib) -> None
                        "ipoib": True, "mtu": 4})  # fmt: skip
         await ib.call("PUT", "/v1/fabrics/ufm0/partitions/0x0102",
                       {"name": "tenant_b", "index0": False})  # fmt: skip
+        status, out = await ib.call("PUT", "/v1/fabrics/ufm0/partitions/0x0103",
+                                    {"name": "tenant_c", "mtu": 3})  # fmt: skip
+        assert status == 422 and "mtu" in json.dumps(out["errors"]), out  # UFM: 2k or 4k only
         await ib.settled("ufm0")
         assert ufm.state.memberships(0x101) == {G[0]: "full", G[1]: "full"}
+        assert 0x500 in ufm.state.pkeys  # outside the fabric's range: not provisiond's
         status, drift = await ib.call("POST", "/v1/fabrics/ufm0/drift")
         assert drift == {"fabric": "ufm0", "drift": [], "problems": [], "error": None}, drift
         # someone adds a GUID to tenant_a in UFM
@@ -626,3 +690,22 @@ async def test_report_only_drift_is_reported_once_and_left_alone(ib: Ib) -> None
     assert fabric["status"] == "drifted" and not fabric["pending"]
     await asyncio.sleep(0.5)  # the reconciler leaves it alone
     assert ib.sm.file.read_text() == edited
+
+
+async def test_the_daemon_policy_limits_what_an_api_fabric_may_do(ib: Ib, tmp_path: Path) -> None:
+    """An API token is not a shell: partitions files only in [fabrics] opensm_dirs, reload
+    commands only from [fabrics] reload_commands."""
+    for fabric_settings, field in (
+        ({"partitions_file": "/etc/passwd", "reload_command": [str(ib.sm.script)]},
+         "settings.partitions_file"),
+        ({"partitions_file": str(ib.sm.file), "reload_command": ["rm", "-rf", "/"]},
+         "settings.reload_command"),
+        ({"partitions_file": str(ib.sm.dir / ".." / "x.conf"), "reload_command": "true"},
+         "settings.partitions_file"),
+    ):  # fmt: skip
+        status, out = await ib.call(
+            "POST",
+            "/v1/fabrics",
+            {"name": "ibx", "driver": "opensm", "settings": fabric_settings},
+        )
+        assert status == 422 and field in [p["field"] for p in out["errors"]], out

@@ -33,6 +33,7 @@ from tests.support.ibsim import Subnet, ibsim_subnet
 from tests.support.peers import missing
 
 FULL = 0x8000
+ROOT = Path(__file__).resolve().parents[1]
 H = ibsim.host_guids(6)  # {"h1": "0x0002c90300010101", ...}
 A, B = 0x0101, 0x0102
 
@@ -161,38 +162,46 @@ asyncio.run(main())
 """
 
 
-def test_kill_9_during_apply_never_leaves_opensm_without_a_valid_file(
+def _kill_mid_apply(script: Path, args: list[str], delay: float) -> None:
+    """Run the applying child, SIGKILL it ``delay`` seconds after it is ready."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+async def test_kill_9_during_apply_never_leaves_opensm_without_a_valid_file(
     sm: Subnet, tmp_path: Path
 ) -> None:
-    """Our process applying against the real OpenSM, SIGKILLed at varied moments: afterwards
-    OpenSM re-reads the file without falling back, and h1 holds exactly one tenant's key."""
+    """Our process applying against the real OpenSM, SIGKILLed at varied moments. Each time:
+    the file is complete and valid, OpenSM re-reads it without falling back (its own sweep, as
+    after an OpenSM restart), and the next apply of what the file holds brings OpenSM to it,
+    signalling again when the killed process may have renamed without signalling."""
     script = tmp_path / "child.py"
     script.write_text(CRASH_CHILD)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     args = [str(sm.partitions_file), str(sm.pid_file), str(sm.log_file)]
     args.append(",".join((H["h1"], H["h2"], H["h3"])))
+    drv = driver(sm)
     seen: set[int] = set()
     for round_ in range(8):
-        proc = subprocess.Popen(
-            [sys.executable, str(script), *args], stdout=subprocess.PIPE, env=env
-        )
-        try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-            time.sleep(0.1 + 0.043 * round_)
-        finally:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        await asyncio.to_thread(_kill_mid_apply, script, args, 0.1 + 0.043 * round_)
         parsed = pc.parse(sm.partitions_file.read_text())
         assert parsed.problems == ()
-        sweeps = sm.sweeps()
-        sm.resweep()
-        last_sweep = sm.log_text().split("-> SUBNET UP")[sweeps]
-        assert "Partition configuration in error" not in last_sweep
+        # what the file holds becomes what OpenSM holds, through our next apply alone
+        res = await drv.apply(list(parsed.partitions))
+        assert res.observed.problems == ()
+        want = FULL | parsed.partitions[0].pkey  # tenant_a (0x0101) or tenant_b (0x0102)
         h1 = keys(sm, "h1")
-        tenant_keys = h1 & {FULL | A, FULL | B}
-        assert len(tenant_keys) == 1, sorted(hex(k) for k in h1)
+        assert h1 & {FULL | A, FULL | B} == {want}, sorted(hex(k) for k in h1)
         assert 0xFFFF not in h1
-        seen |= tenant_keys
+        sweeps = sm.sweeps()
+        sm.resweep()  # and OpenSM re-reading it on its own never falls back
+        assert "Partition configuration in error" not in sm.log_text().split("-> SUBNET UP")[sweeps]
+        seen.add(want)
     assert seen == {FULL | A, FULL | B}, "the kills never landed between two applies"
 
 
@@ -208,7 +217,12 @@ async def daemon(sm: Subnet, tmp_path: Path) -> AsyncIterator[tuple[TestClient, 
             "data_dir": str(tmp_path / "data"),
             "database_url": f"sqlite:///{tmp_path / 'data' / 'p.db'}",
             "switches": {"enabled": False},
-            "fabrics": {"interval": 0.1, "drift_interval": 0.5, "backoff_seconds": 0.1},
+            "fabrics": {
+                "interval": 0.1,
+                "drift_interval": 0.5,
+                "backoff_seconds": 0.1,
+                "opensm_dirs": [str(sm.workdir)],
+            },
         },
     )
     app = create_app(settings)

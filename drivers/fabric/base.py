@@ -163,10 +163,16 @@ class FabricDriver(abc.ABC):
     name: ClassVar[str]
 
     def __init__(
-        self, settings: Mapping[str, Any], *, port_key_limit: int = DEFAULT_PORT_KEY_LIMIT
+        self,
+        settings: Mapping[str, Any],
+        *,
+        port_key_limit: int = DEFAULT_PORT_KEY_LIMIT,
+        pkey_range: tuple[int, int] = (PKEY_MIN, PKEY_MAX),
     ) -> None:
         self.settings = dict(settings)
         self.port_key_limit = port_key_limit
+        # the tenant keys this fabric manages (a driver that can leave others alone does)
+        self.pkey_range = pkey_range
 
     @abc.abstractmethod
     async def validate(self, partitions: Sequence[Partition]) -> Plan:
@@ -174,10 +180,17 @@ class FabricDriver(abc.ABC):
         PlanError when it must not be applied. Touches nothing."""
 
     @abc.abstractmethod
-    async def apply(self, partitions: Sequence[Partition]) -> ApplyResult:
+    async def apply(self, partitions: Sequence[Partition], *, force: bool = False) -> ApplyResult:
         """Make the subnet manager hold exactly ``partitions``, then read back. PlanError before
         anything is touched when the plan is unsafe; FabricError when the manager fails (the
-        driver leaves it with its previous, valid configuration)."""
+        driver leaves it with its previous, valid configuration). ``force``: make the manager
+        take the set again even when it seems to hold it (OpenSM: signal it anyway)."""
+
+    @classmethod
+    def plan_problems(cls, partitions: Sequence[Partition]) -> list[FieldProblem]:
+        """What this kind of subnet manager cannot hold, beyond ``check_plan`` (UFM: some MTU
+        and rate codes). Needs no settings: the API checks a change with it when it is made."""
+        return []
 
     @abc.abstractmethod
     async def read(self) -> ReadBack:

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
 import shlex
 import signal
@@ -38,6 +39,8 @@ from typing import Any
 from drivers.fabric import partitions_conf
 from drivers.fabric.base import (
     DEFAULT_PORT_KEY_LIMIT,
+    PKEY_MAX,
+    PKEY_MIN,
     ApplyResult,
     FabricDriver,
     FabricError,
@@ -51,6 +54,8 @@ from drivers.fabric.base import (
 from provisiond.errors import ConfigError, FieldProblem
 
 BACKUP_SUFFIX = ".provisiond-previous"
+# the sha256 of the content OpenSM last re-read after this driver signalled it
+CONFIRMED_SUFFIX = ".provisiond-confirmed"
 LOCK_SUFFIX = ".provisiond-lock"
 _TMP_MARK = ".provisiond-tmp-"
 # what OpenSM 3.3 logs when it processes partitions.conf (osm_prtn_config.c, osm_prtn.c)
@@ -79,9 +84,13 @@ class OpenSmDriver(FabricDriver):
     name = "opensm"
 
     def __init__(
-        self, settings: Mapping[str, Any], *, port_key_limit: int = DEFAULT_PORT_KEY_LIMIT
+        self,
+        settings: Mapping[str, Any],
+        *,
+        port_key_limit: int = DEFAULT_PORT_KEY_LIMIT,
+        pkey_range: tuple[int, int] = (PKEY_MIN, PKEY_MAX),
     ) -> None:
-        super().__init__(settings, port_key_limit=port_key_limit)
+        super().__init__(settings, port_key_limit=port_key_limit, pkey_range=pkey_range)
         known = {
             "partitions_file",
             "pid_file",
@@ -137,6 +146,7 @@ class OpenSmDriver(FabricDriver):
             )
         self.reload_timeout = float(timeout)
         self.backup = self.path.with_name(self.path.name + BACKUP_SUFFIX)
+        self.marker = self.path.with_name(self.path.name + CONFIRMED_SUFFIX)
 
     # ------------------------------------------------------------------ contract
 
@@ -149,17 +159,22 @@ class OpenSmDriver(FabricDriver):
             rendered=text,
         )
 
-    async def apply(self, partitions: Sequence[Partition]) -> ApplyResult:
+    async def apply(self, partitions: Sequence[Partition], *, force: bool = False) -> ApplyResult:
         text = self._render_checked(partitions)
         before = await self.read()
         data = text.encode()
         swap = await asyncio.to_thread(self._swap_in, data, True)
-        if swap.changed:
+        # the same bytes on disk do not prove OpenSM read them: a crash between the rename and
+        # the signal, or a fall-back on a sweep someone else started, leave our file in place
+        # and OpenSM elsewhere. Signal unless OpenSM confirmably read exactly this file.
+        confirmed = await asyncio.to_thread(self._confirmed)
+        if swap.changed or force or before.problems or confirmed != _digest(data):
             try:
                 await self._reload()
             except FabricError as exc:
-                outcome = await self._roll_back(swap)
+                outcome = await self._roll_back(swap) if swap.changed else "the file is unchanged"
                 raise FabricError(f"{exc.message}; {outcome}", transient=exc.transient) from exc
+            await asyncio.to_thread(self._set_confirmed, _digest(data))
         after = await self.read()
         if after.source != text:
             raise FabricError(
@@ -259,7 +274,8 @@ class OpenSmDriver(FabricDriver):
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                if keep_backup and previous is not None:
+                # only a file OpenSM reads as we do may ever be put back
+                if keep_backup and previous is not None and _valid(previous):
                     backup_tmp = directory / f".{self.path.name}{_TMP_MARK}{os.getpid()}-prev"
                     os.link(self.path, backup_tmp)
                     os.replace(backup_tmp, self.backup)
@@ -280,6 +296,8 @@ class OpenSmDriver(FabricDriver):
         """Put the previous file back and have OpenSM re-read it; says how that went."""
         if swap.previous is None:
             return "there was no previous file: the new (valid) one stays"
+        if not _valid(swap.previous):
+            return "the previous file was not valid: the new (valid) one stays"
         try:
             await asyncio.to_thread(self._swap_in, swap.previous, False)
         except FabricError as exc:
@@ -289,6 +307,23 @@ class OpenSmDriver(FabricDriver):
         except FabricError as exc:
             return f"the previous file was put back; telling OpenSM failed too: {exc.message}"
         return "the previous file was put back and OpenSM re-read it"
+
+    def _confirmed(self) -> str | None:
+        """The digest of the file OpenSM was last confirmably told to read (by this driver)."""
+        try:
+            return self.marker.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise FabricError(f"{self.marker}: cannot read: {exc}", transient=True) from exc
+
+    def _set_confirmed(self, digest: str) -> None:
+        tmp = self.marker.with_name(f".{self.marker.name}{_TMP_MARK}{os.getpid()}")
+        try:
+            tmp.write_text(digest + "\n")
+            os.replace(tmp, self.marker)
+        except OSError as exc:
+            raise FabricError(f"{self.marker}: cannot write: {exc}", transient=True) from exc
 
     # ------------------------------------------------------------------ OpenSM
 
@@ -423,6 +458,20 @@ class OpenSmDriver(FabricDriver):
             "OpenSM's last sweep fell back to its default configuration (every port a full "
             f"member of 0x7fff): {verdict}"
         )
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _valid(data: bytes) -> bool:
+    """Whether ``data`` is a partitions.conf OpenSM reads as we do (nothing it would misread,
+    a Default line)."""
+    try:
+        parsed = partitions_conf.parse(data.decode())
+    except UnicodeDecodeError:
+        return False
+    return not parsed.problems and parsed.default is not None
 
 
 def _abs_path(settings: Mapping[str, Any], key: str) -> Path | None:

@@ -33,6 +33,10 @@ HEADER = (
 )
 _KEYWORDS = ("ALL", "ALL_CAS", "ALL_SWITCHES", "ALL_ROUTERS", "SELF", "NONE")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+# the only white space OpenSM's parser skips; anything else (\r, a no-break space) is part of a
+# word to it, so a GUID followed by \r is a bad GUID and the whole file falls back
+_WS = " \t\n"
+_ODD = re.compile(r"[^\x20-\x7e\t]")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -120,12 +124,19 @@ def _statements(text: str, r: _Reader) -> list[tuple[int, str]]:
     for lineno, raw in enumerate(text.split("\n"), 1):
         if len(raw.encode()) > MAX_LINE:
             r.problem(lineno, f"line longer than {MAX_LINE} bytes: OpenSM splits it mid-token")
+        odd = _ODD.search(raw)
+        if odd is not None:
+            r.problem(
+                lineno,
+                f"character U+{ord(odd.group()):04X} at column {odd.start() + 1}: OpenSM reads "
+                "only plain ASCII, spaces and tabs (a CRLF line end makes a bad word)",
+            )
         line = raw.split("#", 1)[0]
         while line:
             head, sep, line = line.partition(";")
-            if head.strip() and not buf:
+            if head.strip(_WS) and not buf:
                 start = lineno
-            if buf or head.strip():
+            if buf or head.strip(_WS):
                 buf.append(head)
             if sep:
                 if buf:
@@ -148,8 +159,8 @@ def _definition(lineno: int, text: str, r: _Reader) -> None:
     if ":" in ports:
         r.problem(lineno, "more than one ':' in a definition")
         return
-    fields = [f.strip() for f in header.split(",")]
-    name, eq, key = (s.strip() for s in fields[0].partition("="))
+    fields = [f.strip(_WS) for f in header.split(",")]
+    name, eq, key = (s.strip(_WS) for s in fields[0].partition("="))
     if not eq or not key:
         r.problem(lineno, f"partition {name!r} has no P_Key (OpenSM would invent one)")
         return
@@ -167,7 +178,7 @@ def _definition(lineno: int, text: str, r: _Reader) -> None:
     opts: dict[str, int | None] = {"mtu": None, "rate": None, "sl": None}
     ipoib = index0 = False
     for flag in fields[1:]:
-        word, has_value, value = (s.strip() for s in flag.partition("="))
+        word, has_value, value = (s.strip(_WS) for s in flag.partition("="))
         if word in opts and has_value:
             number = int(value) if value.isdigit() else None
             if number is None:
@@ -197,10 +208,10 @@ def _definition(lineno: int, text: str, r: _Reader) -> None:
     for raw_entry in ports.split(","):
         at = lineno + text.count("\n", 0, offset + len(raw_entry) - len(raw_entry.lstrip()))
         offset += len(raw_entry) + 1
-        entry = raw_entry.strip()
+        entry = raw_entry.strip(_WS)
         if not entry:
             continue
-        guid_text, has_word, word = (s.strip() for s in entry.partition("="))
+        guid_text, has_word, word = (s.strip(_WS) for s in entry.partition("="))
         if guid_text in _KEYWORDS:
             if guid_text == "NONE":
                 continue
@@ -267,7 +278,7 @@ def parse(text: str) -> ParsedConf:
 def check_default_line(line: str) -> list[str]:
     """Why ``line`` must not be the Default line (empty: fine). It must parse, be key 0x7fff
     and never make ALL (or ALL_CAS) full members: that joins every tenant to every other."""
-    parsed = parse(line.strip() + "\n")
+    parsed = parse(line.strip(_WS) + "\n")
     problems = [str(p) for p in parsed.problems]
     if parsed.partitions or parsed.default is None:
         problems.append("the default line must define exactly the partition Default=0x7fff")

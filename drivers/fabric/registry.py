@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
-from drivers.fabric.base import DEFAULT_PORT_KEY_LIMIT, FabricDriver
+from drivers.fabric.base import DEFAULT_PORT_KEY_LIMIT, PKEY_MAX, PKEY_MIN, FabricDriver
 from provisiond.errors import ConfigError
 
 GROUP = "provisiond.drivers.fabric"
@@ -49,7 +49,11 @@ def fabric_driver_class(name: str) -> type[FabricDriver]:
 
 
 def fabric_driver(
-    name: str, settings: Mapping[str, Any], *, port_key_limit: int = DEFAULT_PORT_KEY_LIMIT
+    name: str,
+    settings: Mapping[str, Any],
+    *,
+    port_key_limit: int = DEFAULT_PORT_KEY_LIMIT,
+    pkey_range: tuple[int, int] = (PKEY_MIN, PKEY_MAX),
 ) -> FabricDriver:
     """A driver for one fabric; ConfigError naming the setting that is wrong."""
-    return fabric_driver_class(name)(settings, port_key_limit=port_key_limit)
+    return fabric_driver_class(name)(settings, port_key_limit=port_key_limit, pkey_range=pkey_range)

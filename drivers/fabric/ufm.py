@@ -67,6 +67,8 @@ from drivers.fabric.base import (
     DEFAULT_PKEY,
     DEFAULT_PORT_KEY_LIMIT,
     MEMBERSHIPS,
+    PKEY_MAX,
+    PKEY_MIN,
     ApplyResult,
     FabricDriver,
     FabricError,
@@ -465,9 +467,13 @@ class UfmDriver(FabricDriver):
     name = "ufm"
 
     def __init__(
-        self, settings: Mapping[str, Any], *, port_key_limit: int = DEFAULT_PORT_KEY_LIMIT
+        self,
+        settings: Mapping[str, Any],
+        *,
+        port_key_limit: int = DEFAULT_PORT_KEY_LIMIT,
+        pkey_range: tuple[int, int] = (PKEY_MIN, PKEY_MAX),
     ) -> None:
-        super().__init__(settings, port_key_limit=port_key_limit)
+        super().__init__(settings, port_key_limit=port_key_limit, pkey_range=pkey_range)
         for key in settings:
             if key not in _SETTINGS:
                 raise ConfigError(
@@ -529,7 +535,12 @@ class UfmDriver(FabricDriver):
             requests=tuple(r.describe(self.prefix) for r in requests),
         )
 
-    async def apply(self, partitions: Sequence[Partition]) -> ApplyResult:
+    @classmethod
+    def plan_problems(cls, partitions: Sequence[Partition]) -> list[FieldProblem]:
+        return ufm_problems(partitions)
+
+    async def apply(self, partitions: Sequence[Partition], *, force: bool = False) -> ApplyResult:
+        # force changes nothing here: every apply compares with what UFM holds now
         want = self._checked(partitions)
         async with self._lock:
             holdings = before = await self._holdings()
@@ -628,11 +639,14 @@ class UfmDriver(FabricDriver):
         guids = await self._call("GET", PKEYS, params={"guids_data": "true"})
         qos = await self._call("GET", PKEYS, params={"qos_conf": "true"})
         try:
-            return parse_holdings(guids, qos)
+            held = parse_holdings(guids, qos)
         except ValueError as exc:
             raise FabricError(
                 f"UFM {self.url}: unexpected answer to GET {self.prefix}{PKEYS}: {exc}"
             ) from exc
+        # keys outside this fabric's range are someone else's: never read as ours, never removed
+        lo, hi = self.pkey_range
+        return replace(held, partitions=tuple(p for p in held.partitions if lo <= p.pkey <= hi))
 
     async def _send(self, request: UfmRequest) -> None:
         await self._call(

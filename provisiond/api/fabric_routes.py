@@ -35,7 +35,7 @@ async def list_fabrics(call: Call) -> web.StreamResponse:
 
 
 async def create_fabric(call: Call) -> web.StreamResponse:
-    spec = ib.fabric_spec(call.body.model_dump(exclude_unset=True))
+    spec = ib.fabric_spec(call.body.model_dump(exclude_unset=True), call.services.settings.fabrics)
     out = await ib.create_fabric(call.services.db, call.services.box, spec, call.who.name)
     _reconciler(call).wake()
     return _json(out, 201)
