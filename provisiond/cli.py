@@ -1026,6 +1026,9 @@ def build_parser() -> argparse.ArgumentParser:
     from provisiond.cli_fabric import register as register_fabric
 
     register_fabric(sub, cmd, remote)
+    from provisiond.cli_firmware import register as register_firmware
+
+    register_firmware(sub, cmd, remote)
 
     op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
     os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -399,8 +400,11 @@ class DiscoveredMac(Base):
 
 
 class FirmwareReport(Base):
-    """A firmware version as a source reported it (agent: dmi, ethtool, sysfs; BMC: ipmi),
-    verbatim. The firmware issue evaluates these against the compatibility database."""
+    """A firmware version as a channel reported it, verbatim: the inspection agent (channel
+    ``inband``; source dmi, ethtool, sysfs), a BMC driver (``ipmi``, ``redfish``) or an operator.
+    ``component`` is the slot (``bios``, ``nic:0000:3b:00.0``); ``kind`` and ``identifiers`` say
+    what it is (firmware_db matches on those, never on names); ``staged``: an image waiting for
+    activation. Evaluated by provisiond/firmware.py against the active catalog."""
 
     __tablename__ = "firmware_reports"
     __table_args__ = (Index("ix_firmware_reports_node_component", "node_id", "component"),)
@@ -411,6 +415,27 @@ class FirmwareReport(Base):
     version: Mapped[str255]
     source: Mapped[str32]
     reported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str32 | None]
+    identifiers: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    channel: Mapped[str32] = mapped_column(default="inband", server_default="inband")
+    staged: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class FirmwareCatalog(Base):
+    """An imported firmware catalog (firmware_db/catalog.py format), kept verbatim; the newest
+    active one is the one nodes are judged by."""
+
+    __tablename__ = "firmware_catalogs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str255]
+    sha256: Mapped[str64]
+    text: Mapped[str] = mapped_column(Text)
+    components: Mapped[int] = mapped_column(default=0)
+    releases: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    imported_by: Mapped[str64 | None]
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 ACTIVE_OPERATION_STATES = ("pending", "running")

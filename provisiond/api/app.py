@@ -18,6 +18,7 @@ from drivers.switch.registry import SwitchDrivers
 from provisiond.api.boot_routes import boot_routes
 from provisiond.api.errors import error_middleware
 from provisiond.api.fabric_routes import fabric_routes
+from provisiond.api.firmware_routes import firmware_routes
 from provisiond.api.keys import SERVICES, SETTINGS, Services
 from provisiond.api.openapi import build as build_openapi
 from provisiond.api.routes import v1_routes
@@ -32,6 +33,7 @@ from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import ConfigError
 from provisiond.fabric import Reconciler
+from provisiond.firmware import FirmwareService
 from provisiond.models import Node, Switch
 from provisiond.netboot import Netboot
 from provisiond.partitions import PartitionReconciler
@@ -82,6 +84,7 @@ async def open_services(settings: Settings) -> Services:
         boot=boot,
         switches=switches,
         partitions=partitions,
+        firmware=FirmwareService(db),
     )
 
 
@@ -162,7 +165,9 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
     )
     app[SETTINGS] = settings
-    routes = v1_routes() + switch_routes() + fabric_routes() + boot_routes()
+    routes = (
+        v1_routes() + switch_routes() + fabric_routes() + firmware_routes() + boot_routes()
+    )
     app[OPENAPI] = json.dumps(build_openapi(routes))
     app.cleanup_ctx.append(_services_ctx)
     install(app, routes)

@@ -14,6 +14,7 @@ from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.fabric import Reconciler
+from provisiond.firmware import FirmwareService
 from provisiond.partitions import PartitionReconciler
 
 
@@ -28,6 +29,7 @@ class Services:
     boot: BootService | None = None
     switches: Reconciler | None = None
     partitions: PartitionReconciler | None = None
+    firmware: FirmwareService | None = None
 
 
 SERVICES = web.AppKey("services", Services)

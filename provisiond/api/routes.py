@@ -97,8 +97,7 @@ async def _secrets_check(call: Call) -> str:
             call.services.box.decrypt(sample)
         except ProvisionError:
             return (
-                f"cannot decrypt stored {what} passwords with the current key "
-                "(runbook: secret-key)"
+                f"cannot decrypt stored {what} passwords with the current key (runbook: secret-key)"
             )
     return "ok"
 
@@ -303,6 +302,18 @@ async def node_action(call: Call) -> web.StreamResponse:
         raise ValidationError(
             f"{action.value} takes no image",
             [FieldProblem("image", "only deploy and rebuild take an image", value=body.image)],
+        )
+    if body.firmware_override is not None and action is not Action.PROVIDE:
+        raise ValidationError(
+            f"{action.value} takes no firmware_override",
+            [FieldProblem("firmware_override", "only provide is gated by firmware")],
+        )
+    if action is Action.PROVIDE and call.services.firmware is not None:
+        await call.services.firmware.gate(
+            call.match("node"),
+            override=body.firmware_override,
+            actor=call.who.name,
+            may_override=call.who.role is Role.ADMIN,
         )
     op = await call.services.engine.submit(
         call.match("node"),

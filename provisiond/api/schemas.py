@@ -77,6 +77,13 @@ class EnrollQuery(_In):
 class ActionRequest(_Body):
     reason: str | None = Field(None, max_length=1000, description="maintenance reason")
     image: str | None = Field(None, max_length=64, description="deploy/rebuild: the image name")
+    firmware_override: str | None = Field(
+        None,
+        min_length=3,
+        max_length=1000,
+        description="provide: an admin's reason to provide a node whose firmware verdict is "
+        "blocked (recorded as a firmware.override event)",
+    )
 
 
 class NodePatch(_Body):
@@ -499,3 +506,25 @@ class FabricDriftOut(_Out):
     drift: list[str]
     problems: list[str]
     error: str | None
+
+
+# ------------------------------------------------------------------------ firmware
+
+
+class CatalogImportQuery(_In):
+    filename: str | None = Field(None, description="the file's name, used in error messages")
+
+
+class FirmwareReportQuery(_In):
+    rack: str | None = None
+
+
+class FirmwareReportIn(_Body):
+    system_model: str | None = Field(
+        None, description="the node's stable model id (SMBIOS SKU, Dell SystemID, HPE product id)"
+    )
+    components: list[dict[str, Any]] = Field(
+        description="[{slot, kind, version, channel (ipmi|redfish|inband|operator), staged, "
+        "ids: {system_model, pci_vendor, pci_device, pci_subvendor, pci_subdevice, psid, "
+        "software_id}, reported_at}]"
+    )
