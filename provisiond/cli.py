@@ -484,6 +484,8 @@ def cmd_node_action(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"reason": args.reason} if getattr(args, "reason", None) else {}
     if getattr(args, "image", None):
         body["image"] = args.image
+    if getattr(args, "firmware_override", None):
+        body["firmware_override"] = args.firmware_override
     ops: list[dict[str, Any]] = []
     failures = 0
     for node in args.nodes:
@@ -961,6 +963,12 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--reason")
         if action in (Action.DEPLOY, Action.REBUILD):
             sp.add_argument("--image", help="image name (provisiond image list); required")
+        if action is Action.PROVIDE:
+            sp.add_argument(
+                "--firmware-override",
+                metavar="REASON",
+                help="admin: provide although the firmware verdict is blocked (recorded)",
+            )
         sp.set_defaults(action=action.value)
 
     image = sub.add_parser("image", help="netboot images").add_subparsers(dest="sub", required=True)

@@ -205,18 +205,19 @@ class FirmwareService:
 
     async def gate(
         self, node_ref: str, *, override: str | None, actor: str | None, may_override: bool
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """Before ``provide``: FirmwareBlocked (409) naming the component and rule when the
-        node's verdict is blocked, unless an admin overrides with a reason (recorded)."""
+        node's verdict is blocked, unless an admin overrides with a reason. Returns the
+        override to record (``record_override``) once the action is accepted, else None."""
         active = await self.active()
         if active is None:
-            return
+            return None
         async with self.db.read() as s:
             node = await resolve_node(s, node_ref)
             inventory = await _inventories(s, [node.id])
         verdict = _judge(active, inventory.get(node.id, []), node, plan=False)
         if verdict.verdict != BLOCKED:
-            return
+            return None
         blocking = [
             {"slot": c.slot, "component": c.component, "verdict": f.verdict, "reason": f.reason,
              "rule": f.rule}
@@ -236,14 +237,26 @@ class FirmwareService:
             raise FirmwareBlocked(
                 f"{node.name}: firmware blocked; only an admin may override", node=node.name
             )
+        return {
+            "node_id": node.id,
+            "reason": override,
+            "blocking": blocking,
+            "catalog": active.name,
+        }
+
+    async def record_override(
+        self, override: Mapping[str, Any], actor: str | None, operation_id: str | None
+    ) -> None:
+        """The event of an accepted override: who, why, what it overrode."""
         async with self.db.write() as s:
             events.record(
                 s,
                 "firmware.override",
-                f"firmware gate overridden for provide: {override}",
-                node_id=node.id,
+                f"firmware gate overridden for provide: {override['reason']}",
+                node_id=override["node_id"],
+                operation_id=operation_id,
                 actor=actor,
-                data={"reason": override, "blocking": blocking, "catalog": active.name},
+                data={k: override[k] for k in ("reason", "blocking", "catalog")},
             )
 
 

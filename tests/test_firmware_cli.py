@@ -83,3 +83,10 @@ def test_catalog_import_and_firmware_check(daemon: Daemon, tmp_path: Path) -> No
     assert "upgrade plan:" in check.stdout and "6.10.80.00 -> 7.00.00.171" in check.stdout
     fleet = cli(daemon, "firmware", "check", "--all")
     assert fleet.returncode == 1 and "1 blocked" in fleet.stdout, fleet.stdout
+    gated = cli(daemon, "node", "provide", "r01n01")
+    assert gated.returncode == 1 and "firmware blocked" in gated.stderr, gated.stderr
+    # past the gate with an override, the lifecycle still decides (r01n01 is only enrolled)
+    past = cli(daemon, "node", "provide", "r01n01", "--firmware-override", "lab test, ticket 1")
+    assert past.returncode == 1 and "firmware" not in past.stderr, past.stderr
+    r = client.request("GET", "/v1/nodes/r01n01/events", query={"kind": "firmware.override"})
+    assert r[1]["items"] == []  # the action was refused: nothing was overridden

@@ -308,8 +308,9 @@ async def node_action(call: Call) -> web.StreamResponse:
             f"{action.value} takes no firmware_override",
             [FieldProblem("firmware_override", "only provide is gated by firmware")],
         )
+    override = None
     if action is Action.PROVIDE and call.services.firmware is not None:
-        await call.services.firmware.gate(
+        override = await call.services.firmware.gate(
             call.match("node"),
             override=body.firmware_override,
             actor=call.who.name,
@@ -322,6 +323,8 @@ async def node_action(call: Call) -> web.StreamResponse:
         actor=call.who.name,
         tenant_id=call.who.scope,
     )
+    if override is not None and call.services.firmware is not None:
+        await call.services.firmware.record_override(override, call.who.name, op["id"])
     resp = _json(op, 202)
     resp.headers["Location"] = f"/v1/operations/{op['id']}"
     return resp
