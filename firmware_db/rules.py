@@ -71,7 +71,7 @@ class Finding:
     rule: str | None = None  # where in the catalog (component id, line)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ComponentVerdict:
     slot: str
     kind: str
@@ -248,6 +248,7 @@ class Evaluator:
         # fleets repeat themselves: the same version texts, the same findings
         self._parsed: dict[tuple[str, str], Version | str] = {}
         self._judged: dict[tuple[str, Version, bool], list[Finding]] = {}
+        self._behind: dict[tuple[str, Version, Version, str | None], Finding | None] = {}
         self._firsts: dict[
             tuple[str, tuple[tuple[str, str], ...]], tuple[list[Version], list[Finding]]
         ] = {}
@@ -334,15 +335,10 @@ class Evaluator:
                 for v in me.versions if me else ():
                     findings += self._requirement_findings(comp, v, seen)
                 target = self._target(comp, baseline)
-                if me and me.version is not None and target is not None and me.version < target:
-                    why = (
-                        f"baseline {baseline.name}"
-                        if baseline and comp.id in baseline.versions
-                        else "newest release"
-                    )
-                    findings.append(
-                        Finding(OUTDATED, WARN, f"{me.version.text} is below {target.text} ({why})")
-                    )
+                if me and me.version is not None and target is not None:
+                    behind = self._outdated(comp, me.version, target, baseline)
+                    if behind is not None:
+                        findings.append(behind)
             verdict, severity = _worst(findings)
             mine = seen.get(comp.id) if comp is not None else None
             out.append(
@@ -366,6 +362,21 @@ class Evaluator:
         return NodeVerdict(node, tuple(out), steps, problems)
 
     # -------------------------------------------------------------- rules
+
+    def _outdated(
+        self, comp: Component, v: Version, target: Version, baseline: Any
+    ) -> Finding | None:
+        by = baseline.name if baseline and comp.id in baseline.versions else None
+        key = (comp.id, v, target, by)
+        if key in self._behind:
+            return self._behind[key]
+        found = None
+        if v < target:
+            why = f"baseline {by}" if by else "newest release"
+            found = Finding(OUTDATED, WARN, f"{v.text} is below {target.text} ({why})")
+        if len(self._behind) < 500_000:
+            self._behind[key] = found
+        return found
 
     def _first(
         self, comp: Component, running: Sequence[Reading]

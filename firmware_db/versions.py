@@ -62,7 +62,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
@@ -86,11 +86,16 @@ class Version:
     format: str
     key: tuple[Any, ...]
     raw: int | None = None
+    # ``integer`` for integer-backed versions, otherwise the format's own name; and the hash of
+    # (family, key): both computed once (versions are compared and hashed a great deal when a
+    # fleet is judged)
+    family: str = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def family(self) -> str:
-        """``integer`` for integer-backed versions, otherwise the format's own name."""
-        return INTEGER_FAMILY if self.raw is not None else self.format
+    def __post_init__(self) -> None:
+        family = INTEGER_FAMILY if self.raw is not None else self.format
+        object.__setattr__(self, "family", family)
+        object.__setattr__(self, "_hash", hash((family, self.key)))
 
     def __str__(self) -> str:
         return self.text
@@ -98,10 +103,10 @@ class Version:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return (self.family, self.key) == (other.family, other.key)
+        return self._hash == other._hash and self.family == other.family and self.key == other.key
 
     def __hash__(self) -> int:
-        return hash((self.family, self.key))
+        return self._hash
 
     def __lt__(self, other: Version) -> bool:
         if not isinstance(other, Version):
