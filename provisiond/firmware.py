@@ -224,6 +224,18 @@ class FirmwareService:
             for c, f in verdict.blocking()
         ]  # fmt: skip
         first = blocking[0]
+        if override is None or not may_override:
+            # the refusal is part of the node's history too
+            async with self.db.write() as s:
+                events.record(
+                    s,
+                    "firmware.blocked",
+                    f"provide refused: firmware blocked ({first['slot']}: {first['reason']})",
+                    node_id=node.id,
+                    actor=actor,
+                    data={"blocking": blocking, "catalog": active.name,
+                          "override_refused": override is not None},
+                )  # fmt: skip
         if override is None:
             raise FirmwareBlocked(
                 f"{node.name}: firmware blocked: {first['slot']}: {first['reason']}"

@@ -89,6 +89,10 @@ async def test_blocked_node_is_refused_by_provide_until_an_admin_overrides(api: 
     assert r.status == 409 and "only an admin" in (await r.json())["detail"]
     ok = await act(api, "r01n01", "provide", firmware_override="vendor hotfix, ticket 4711")
     assert (await wait_op(api, ok["id"]))["state"] == "succeeded"
+    refusals = await events(api, "r01n01", "firmware.blocked")
+    assert len(refusals) == 2  # the admin's plain provide, the operator's override attempt
+    assert [e["data"]["override_refused"] for e in refusals] == [False, True]
+    assert refusals[0]["data"]["blocking"][0]["component"] == "dell-r760-bios"
     overrides = await events(api, "r01n01", "firmware.override")
     assert len(overrides) == 1 and overrides[0]["data"]["reason"] == "vendor hotfix, ticket 4711"
     assert overrides[0]["data"]["blocking"][0]["verdict"] == "known-bad"
