@@ -22,7 +22,7 @@ import importlib.resources
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -578,6 +578,8 @@ class _Builder:
         baselines = self._baselines(data.get("baselines"))
         name = data.get("catalog")
         days = data.get("max_report_age_days", 30)
+        if isinstance(days, float) and days.is_integer():
+            days = int(days)  # JSON Schema calls 30.0 an integer too (anything else it refuses)
         if self.doc.problems or not isinstance(name, str) or not isinstance(days, int):
             return None
         components = {c.id: self._model(c) for c in self.comps if c.id is not None}
@@ -944,21 +946,72 @@ class _Builder:
                 cur = self.by_id[cur].parent
 
     def _cycles(self) -> None:
-        """Report one cycle per strongly connected group of hard requirements."""
+        """Hard requirements between components may form a cycle and still be installable
+        (BMC 2.0 needs nothing, BIOS 1.7 needs BMC >= 2.0, BMC 2.5 needs BIOS >= 1.0). So
+        releases, not components, are judged: a release is installable once each of its hard
+        requirements on another component is met by an installable release of that one (a
+        fixpoint). A release that never becomes so, although some release of the component it
+        needs would meet the condition, is held by a cycle: reported, with the cycle."""
+        todo: dict[tuple[str, int], tuple[_Comp, Release]] = {}
+        for comp in self.comps:
+            if comp.id is not None:
+                for idx, rel in comp.built_releases.items():
+                    todo[(comp.id, idx)] = (comp, rel)
+        ok: set[tuple[str, int]] = set()
+        for _ in range(len(todo) + 1):
+            grew = False
+            for key, (comp, rel) in todo.items():
+                if key not in ok and all(self._met(comp, req, ok) for req in rel.requires):
+                    ok.add(key)
+                    grew = True
+            if not grew:
+                break
         graph: dict[str, list[str]] = {}
-        for a, b in self.edges:
-            graph.setdefault(a, []).append(b)
-        for group in _strongly_connected(graph):
-            if len(group) < 2:
+        for x, y in self.edges:
+            graph.setdefault(x, []).append(y)
+        # one problem per cycle, at its first stuck release, naming every release it holds
+        groups: dict[frozenset[str], list[tuple[_Comp, Release, int, int]]] = {}
+        for key, (comp, rel) in sorted(todo.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            if key in ok:
                 continue
-            start = min(group)
-            cycle = _cycle_through(start, graph, group)
+            j = next(n for n, r in enumerate(rel.requires) if not self._met(comp, r, ok))
+            assert comp.id is not None
+            cycle = _cycle_through(comp.id, graph, sorted(graph)) if comp.id in graph else []
+            groups.setdefault(frozenset(cycle or [comp.id]), []).append((comp, rel, key[1], j))
+        for members, stuck in groups.items():
+            start = min(members)
+            comp, rel, idx, j = min(stuck, key=lambda t: (t[0].id != start, t[0].index, t[2]))
+            req = rel.requires[j]
+            to = comp.parent if req.component == "parent" else req.component
+            assert comp.id is not None
+            cycle = _cycle_through(comp.id, graph, sorted(graph)) if comp.id in graph else []
+            via = f" (the cycle {' -> '.join(cycle)})" if len(cycle) > 2 else ""
+            held = ", ".join(f"{c.id} {r.version.text}" for c, r, _, _ in stuck)
             self.problem(
-                self.edges[(cycle[0], cycle[1])],
-                "hard requirements form a cycle, so no install order satisfies them: "
-                + " -> ".join(cycle)
-                + " (make one of them soft: hard: false)",
+                (*comp.path, "releases", idx, "requires", j),
+                f"hard requirements form a cycle, so no install order satisfies them{via}: "
+                f"{comp.id} {rel.version.text} needs {to} {req.op} {req.version.text}, and "
+                f"every release of {to} that meets it needs something nothing provides; "
+                f"releases that can never be installed: {held} (make one requirement soft: "
+                "hard: false)",
             )
+
+    def _met(self, comp: _Comp, req: Requirement, ok: set[tuple[str, int]]) -> bool:
+        if not req.hard or req.component == "self":
+            return True
+        to = comp.parent if req.component == "parent" else req.component
+        other = self.by_id.get(to) if to else None
+        if other is None or other.id is None:
+            return True  # an unknown component is reported elsewhere
+        meeting = [
+            i
+            for i, v in other.by_index.items()
+            if v.family == req.version.family and _holds(v, req.op, req.version)
+        ]
+        if not meeting:
+            # only versions outside the catalog meet it (a factory version): not a cycle
+            return True
+        return any((other.id, i) in ok for i in meeting)
 
     # -------- baselines
 
@@ -1128,49 +1181,6 @@ def _range_text(b: KnownBad) -> str:
     lo = f"{b.lower} {'<=' if b.lower_inclusive else '<'} " if b.lower is not None else ""
     up = f" {'<=' if b.upper_inclusive else '<'} {b.upper}" if b.upper is not None else ""
     return f"{lo}v{up}"
-
-
-def _strongly_connected(graph: Mapping[str, Sequence[str]]) -> Iterator[list[str]]:
-    """Tarjan's strongly connected components, iteratively (no recursion limit to hit)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    nodes = sorted(set(graph) | {b for bs in graph.values() for b in bs})
-    for root in nodes:
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        # each node is entered once and each edge followed once
-        for _ in range(2 * (len(nodes) + sum(len(v) for v in graph.values())) + 2):
-            if not work:
-                break
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            succ = graph.get(node, ())
-            if i < len(succ):
-                work.append((node, i + 1))
-                nxt = succ[i]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                group: list[str] = []
-                for _ in range(len(stack)):
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.append(member)
-                    if member == node:
-                        break
-                yield group
 
 
 def _cycle_through(

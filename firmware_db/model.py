@@ -180,3 +180,5 @@ class InventoryComponent:
     ids: Identifiers
     readings: tuple[Reading, ...] = field(default_factory=tuple)
     parent: str | None = None
+    # the channels named this slot differently (another kind, another PCI id...): what differed
+    conflict: str | None = None

@@ -247,10 +247,11 @@ class Evaluator:
         self._paths: dict[tuple[str, Version, Version], tuple[Release, ...] | None] = {}
         # fleets repeat themselves: the same version texts, the same findings
         self._parsed: dict[tuple[str, str], Version | str] = {}
-        self._judged: dict[tuple[str, Version, bool], list[Finding]] = {}
-        self._behind: dict[tuple[str, Version, Version, str | None], Finding | None] = {}
+        self._judged: dict[tuple[str, str, bool], list[Finding]] = {}
+        self._newest_good: dict[str, Version | None] = {}
+        self._behind: dict[tuple[str, str, str, str | None], Finding | None] = {}
         self._firsts: dict[
-            tuple[str, tuple[tuple[str, str], ...]], tuple[list[Version], list[Finding]]
+            tuple[str, tuple[tuple[str, str], ...]], tuple[list[Version], list[Finding], int]
         ] = {}
 
     def _parse(self, text: str, fmt: str) -> Version:
@@ -278,13 +279,19 @@ class Evaluator:
         plan: bool = True,
     ) -> NodeVerdict:
         baseline = self.catalog.baseline_for(system_model)
-        seen: dict[str, _Seen] = {}  # catalog id -> the node's component
+        seen: dict[str, _Seen] = {}  # slot -> the node's matched component
+        by_comp: dict[str, list[_Seen]] = {}  # catalog id -> its instances on this node
         partial: list[tuple[InventoryComponent, Component | None, list[Finding], Any]] = []
         for inv in components:
             ids = inv.ids
             comp = self.matcher.find(ids, system_model)
             findings: list[Finding] = []
             readings = inv.readings
+            if inv.conflict:
+                # the channels do not even agree on what this slot is
+                findings.append(
+                    Finding(DISAGREE, BLOCKED, f"channels disagree on what this is: {inv.conflict}")
+                )
             if comp is None:
                 findings.append(
                     Finding(
@@ -296,7 +303,7 @@ class Evaluator:
                 partial.append((inv, None, findings, readings))
                 continue
             running = [r for r in inv.readings if not r.staged]
-            distinct, judged = self._first(comp, running)
+            distinct, judged, unreadable = self._first(comp, running)
             findings += judged
             if len(distinct) > 1:
                 said = "; ".join(
@@ -311,7 +318,11 @@ class Evaluator:
                         _rule(comp),
                     )
                 )
-            if running:
+            if not running:
+                findings.append(
+                    Finding(UNREADABLE, WARN, "no channel reports a running version", _rule(comp))
+                )
+            else:
                 newest = max(r.at for r in running)
                 if now - newest > self.catalog.max_report_age:
                     findings.append(
@@ -322,25 +333,31 @@ class Evaluator:
                             f"{self.catalog.max_report_age.days} days)",
                         )
                     )
-            seen[comp.id] = _Seen(
-                inv.slot, comp, distinct[0] if len(distinct) == 1 else None, distinct
-            )
+            # a staged image runs after the next activation: judged now, before it is live
+            for r in inv.readings:
+                if r.staged:
+                    findings += self._staged_findings(comp, r)
+            # one version only when every running reading names it (an unreadable one counts
+            # as disagreeing: never silently the readable one)
+            version = distinct[0] if len(distinct) == 1 and not unreadable else None
+            me = _Seen(inv.slot, comp, version, distinct)
+            seen[inv.slot] = me
+            by_comp.setdefault(comp.id, []).append(me)
             partial.append((inv, comp, findings, readings))
         # requirements need every component of the node: a second pass
         out: list[ComponentVerdict] = []
         for inv, comp, findings, readings in partial:
             target: Version | None = None
-            if comp is not None:
-                me = seen.get(comp.id)
-                for v in me.versions if me else ():
-                    findings += self._requirement_findings(comp, v, seen)
+            mine = seen.get(inv.slot) if comp is not None else None
+            if comp is not None and mine is not None:
+                for v in mine.versions:
+                    findings += self._requirement_findings(comp, v, by_comp)
                 target = self._target(comp, baseline)
-                if me and me.version is not None and target is not None:
-                    behind = self._outdated(comp, me.version, target, baseline)
+                if mine.version is not None and target is not None:
+                    behind = self._outdated(comp, mine.version, target, baseline)
                     if behind is not None:
                         findings.append(behind)
             verdict, severity = _worst(findings)
-            mine = seen.get(comp.id) if comp is not None else None
             out.append(
                 ComponentVerdict(
                     slot=inv.slot,
@@ -358,7 +375,7 @@ class Evaluator:
         steps: tuple[PlanStep, ...] = ()
         problems: tuple[str, ...] = ()
         if plan:
-            steps, problems = self._plan(seen, baseline)
+            steps, problems = self._plan(seen, by_comp, baseline)
         return NodeVerdict(node, tuple(out), steps, problems)
 
     # -------------------------------------------------------------- rules
@@ -367,7 +384,7 @@ class Evaluator:
         self, comp: Component, v: Version, target: Version, baseline: Any
     ) -> Finding | None:
         by = baseline.name if baseline and comp.id in baseline.versions else None
-        key = (comp.id, v, target, by)
+        key = (comp.id, v.text, target.text, by)
         if key in self._behind:
             return self._behind[key]
         found = None
@@ -380,19 +397,22 @@ class Evaluator:
 
     def _first(
         self, comp: Component, running: Sequence[Reading]
-    ) -> tuple[list[Version], list[Finding]]:
-        """The distinct running versions a component's readings name, and what the catalog
-        says about each (unreadable, known bad, below minimum); cached by the readings' texts."""
+    ) -> tuple[list[Version], list[Finding], int]:
+        """The distinct running versions a component's readings name, what the catalog says
+        about each (unreadable, known bad, below minimum), and how many readings could not be
+        read; cached by the readings' texts."""
         key = (comp.id, tuple((r.version, r.channel) for r in running))
         hit = self._firsts.get(key)
         if hit is not None:
             return hit
         findings: list[Finding] = []
         distinct: list[Version] = []
+        unreadable = 0
         for r in running:
             try:
                 v = self._parse(r.version, comp.format)
             except VersionError as exc:
+                unreadable += 1
                 findings.append(
                     Finding(UNREADABLE, WARN, f"{r.channel} reported {exc}", _rule(comp))
                 )
@@ -401,12 +421,28 @@ class Evaluator:
                 distinct.append(v)
         for v in distinct:
             findings += self._version_findings(comp, v, label=len(distinct) > 1)
+        result = (distinct, findings, unreadable)
         if len(self._firsts) < 500_000:
-            self._firsts[key] = (distinct, findings)
-        return distinct, findings
+            self._firsts[key] = result
+        return result
+
+    def _staged_findings(self, comp: Component, r: Reading) -> list[Finding]:
+        try:
+            v = self._parse(r.version, comp.format)
+        except VersionError as exc:
+            return [Finding(UNREADABLE, WARN, f"{r.channel} reported a staged {exc}", _rule(comp))]
+        return [
+            Finding(
+                f.verdict,
+                f.severity,
+                f"staged image (runs after the next activation): {f.reason}",
+                f.rule,
+            )
+            for f in self._version_findings(comp, v, label=False)
+        ]
 
     def _version_findings(self, comp: Component, v: Version, *, label: bool) -> list[Finding]:
-        key = (comp.id, v, label)
+        key = (comp.id, v.text, label)
         hit = self._judged.get(key)
         if hit is None:
             hit = self._judge_version(comp, v, label=label)
@@ -440,7 +476,7 @@ class Evaluator:
         return out
 
     def _requirement_findings(
-        self, comp: Component, v: Version, seen: Mapping[str, _Seen]
+        self, comp: Component, v: Version, by_comp: Mapping[str, Sequence[_Seen]]
     ) -> list[Finding]:
         release = self._releases[comp.id].get(v)
         if release is None:
@@ -450,10 +486,10 @@ class Evaluator:
             if req.component == "self":
                 continue  # a prerequisite of installing it, checked by the plan
             target_id = comp.parent if req.component == "parent" else req.component
-            other = seen.get(target_id) if target_id else None
+            others = [o for o in by_comp.get(target_id or "", ()) if o.versions]
             severity = BLOCKED if req.hard else WARN
             need = f"{target_id} {_OP_TEXT[req.op]} {req.version.text}"
-            if other is None or not other.versions:
+            if not others:
                 out.append(
                     Finding(
                         UNMET,
@@ -463,25 +499,36 @@ class Evaluator:
                     )
                 )
                 continue
-            for have in other.versions:
-                if not _holds(req.op, have, req.version):
-                    out.append(
-                        Finding(
-                            UNMET,
-                            severity,
-                            f"{comp.id} {v.text} requires {need} "
-                            f"({'hard' if req.hard else 'soft'}); {other.slot} has {have.text}",
-                            _rule(comp, req.line),
+            for other in others:  # every instance must meet it
+                for have in other.versions:
+                    if not _holds(req.op, have, req.version):
+                        out.append(
+                            Finding(
+                                UNMET,
+                                severity,
+                                f"{comp.id} {v.text} requires {need} "
+                                f"({'hard' if req.hard else 'soft'}); {other.slot} has "
+                                f"{have.text}",
+                                _rule(comp, req.line),
+                            )
                         )
-                    )
         return out
 
     def _target(self, comp: Component, baseline: Any) -> Version | None:
+        """The baseline's version, else the newest release that is neither known bad nor
+        below the minimum."""
         if baseline is not None and comp.id in baseline.versions:
             v: Version = baseline.versions[comp.id]
             return v
-        latest = comp.latest
-        return latest.version if latest else None
+        if comp.id not in self._newest_good:
+            good = [
+                r.version
+                for r in comp.releases
+                if not any(kb.covers(r.version) for kb in comp.known_bad)
+                and not (comp.minimum is not None and r.version < comp.minimum)
+            ]
+            self._newest_good[comp.id] = good[-1] if good else None
+        return self._newest_good[comp.id]
 
     # -------------------------------------------------------------- plan
 
@@ -527,44 +574,47 @@ class Evaluator:
         return found
 
     def _plan(
-        self, seen: Mapping[str, _Seen], baseline: Any
+        self,
+        seen: Mapping[str, _Seen],
+        by_comp: Mapping[str, Sequence[_Seen]],
+        baseline: Any,
     ) -> tuple[tuple[PlanStep, ...], tuple[str, ...]]:
         problems: list[str] = []
-        queues: dict[str, list[Release]] = {}
-        state: dict[str, Version] = {}
-        for cid, s in seen.items():
-            if s.version is None:
-                if s.versions:
-                    problems.append(f"{s.slot}: channels disagree; no plan until they agree")
+        queues: dict[str, list[Release]] = {}  # slot -> the releases to install, in order
+        state: dict[str, Version] = {}  # slot -> its version as the plan goes
+        for slot, me in seen.items():
+            if me.version is None:
+                if me.versions:
+                    problems.append(f"{slot}: channels disagree; no plan until they agree")
                 continue
-            state[cid] = s.version
-            goal = self._target(s.component, baseline)
-            if goal is None or not s.version < goal:
+            state[slot] = me.version
+            goal = self._target(me.component, baseline)
+            if goal is None or not me.version < goal:
                 continue
-            path = self._path(s.component, s.version, goal)
+            path = self._path(me.component, me.version, goal)
             if path is None:
                 problems.append(
-                    f"{s.slot}: no upgrade path from {s.version.text} to {goal.text} "
+                    f"{slot}: no upgrade path from {me.version.text} to {goal.text} "
                     "(stepping or known-bad releases in the way)"
                 )
                 continue
-            queues[cid] = list(path)
+            queues[slot] = list(path)
         steps: list[PlanStep] = []
         for _ in range(sum(len(q) for q in queues.values()) + 1):
             progressed = False
-            for cid in sorted(queues):
-                queue = queues[cid]
+            for slot in sorted(queues):
+                queue = queues[slot]
                 if not queue:
                     continue
                 release = queue[0]
-                comp = seen[cid].component
-                if not self._requirements_hold(comp, release, state, seen):
+                comp = seen[slot].component
+                if not self._requirements_hold(comp, release, slot, state, by_comp):
                     continue
                 steps.append(
                     PlanStep(
-                        slot=seen[cid].slot,
-                        component=cid,
-                        from_version=state[cid].text,
+                        slot=slot,
+                        component=comp.id,
+                        from_version=state[slot].text,
                         to_version=release.version.text,
                         activation=release.activation,
                         urgency=release.urgency,
@@ -572,15 +622,15 @@ class Evaluator:
                         artifact=release.artifact.url if release.artifact else None,
                     )
                 )
-                state[cid] = release.version
+                state[slot] = release.version
                 queue.pop(0)
                 progressed = True
             if not progressed:
                 break
-        for cid, queue in queues.items():
+        for slot, queue in queues.items():
             if queue:
                 problems.append(
-                    f"{seen[cid].slot}: {cid} {queue[0].version.text} needs "
+                    f"{slot}: {seen[slot].component.id} {queue[0].version.text} needs "
                     + ", ".join(
                         f"{r.component} {_OP_TEXT[r.op]} {r.version.text}"
                         for r in queue[0].requires
@@ -594,19 +644,24 @@ class Evaluator:
         self,
         comp: Component,
         release: Release,
+        slot: str,
         state: Mapping[str, Version],
-        seen: Mapping[str, _Seen],
+        by_comp: Mapping[str, Sequence[_Seen]],
     ) -> bool:
         for req in release.requires:
             if not req.hard:
                 continue
             if req.component == "self":
-                have: Version | None = state.get(comp.id)
+                slots = [slot]
             else:
                 target = comp.parent if req.component == "parent" else req.component
-                have = state.get(target) if target else None
-            if have is None or not _holds(req.op, have, req.version):
+                slots = [o.slot for o in by_comp.get(target or "", ())]
+            if not slots:
                 return False
+            for other in slots:
+                have = state.get(other)
+                if have is None or not _holds(req.op, have, req.version):
+                    return False
         return True
 
 

@@ -10,6 +10,7 @@ with none imported, every node is ``compliant`` with the reason "no catalog".
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
@@ -24,11 +25,13 @@ from firmware_db.model import CHANNELS, KINDS, Identifiers, InventoryComponent, 
 from firmware_db.rules import BLOCKED, COMPLIANT, Evaluator, NodeVerdict
 from provisiond import events
 from provisiond.db import Database
-from provisiond.errors import Conflict, FieldProblem, NotFound, ValidationError
+from provisiond.errors import Conflict, FieldProblem, Forbidden, NotFound, ValidationError
 from provisiond.inventory import resolve_node
 from provisiond.models import FirmwareCatalog, FirmwareReport, Node, Rack, utcnow
 
 MAX_COMPONENTS = 500
+# clocks differ a little; a report further ahead than this is refused
+FUTURE_SLACK = dt.timedelta(minutes=5)
 _ID_KEYS = {
     "system_model": str,
     "pci_vendor": int,
@@ -122,13 +125,28 @@ class FirmwareService:
     # ------------------------------------------------------------------ reports
 
     async def post_reports(
-        self, node_ref: str, body: Mapping[str, Any], actor: str | None
+        self, node_ref: str, body: Mapping[str, Any], actor: str | None, *, trusted: bool
     ) -> dict[str, Any]:
-        """Store a node's firmware inventory as one channel (or several) reported it."""
+        """Store a node's firmware inventory as one channel (or several) reported it.
+        ``trusted`` (an admin, or the tooling an admin runs) may report for any channel and
+        change the node's model; anyone else reports as ``operator``, so a reading cannot pass
+        for the agent's or the BMC's and quietly lift the gate."""
         system_model, rows = parse_reports(body)
         now = utcnow()
+        if not trusted:
+            claimed = sorted({str(r["channel"]) for r in rows} - {"operator"})
+            if claimed:
+                raise Forbidden(
+                    f"only an admin may report for channel(s) {', '.join(claimed)}; report as "
+                    "channel 'operator'"
+                )
         async with self.db.write() as s:
             node = await resolve_node(s, node_ref, for_update=True)
+            known = node.facts.get("system_model")
+            if not trusted and system_model is not None and known and known != system_model:
+                raise Forbidden(
+                    f"{node.name}'s system model is {known!r}; only an admin may change it"
+                )
             for r in rows:
                 s.add(FirmwareReport(node_id=node.id, reported_at=r.pop("reported_at") or now, **r))
             if system_model is not None and node.facts.get("system_model") != system_model:
@@ -171,44 +189,18 @@ class FirmwareService:
                 stmt = stmt.where(Node.rack_id == rack_id)
             nodes = list(await s.scalars(stmt))
             inventory = await _inventories(s, [n.id for n in nodes])
-        by_verdict: dict[str, int] = {}
-        by_model: dict[str, dict[str, int]] = {}
-        by_component: dict[str, dict[str, int]] = {}
-        items = []
-        for node in nodes:
-            verdict = _judge(active, inventory.get(node.id, []), node, plan=plan)
-            by_verdict[verdict.verdict] = by_verdict.get(verdict.verdict, 0) + 1
-            model = system_model_of(node) or "(unknown model)"
-            per = by_model.setdefault(model, {})
-            per[verdict.verdict] = per.get(verdict.verdict, 0) + 1
-            for c in verdict.components:
-                key = c.component or f"({c.kind}: unknown)"
-                comp = by_component.setdefault(key, {})
-                comp[c.verdict] = comp.get(c.verdict, 0) + 1
-            items.append(
-                {
-                    "node": node.name,
-                    "verdict": verdict.verdict,
-                    "reasons": verdict.reasons if active else ["no catalog imported"],
-                }
-            )
-        return {
-            "catalog": active.name if active else None,
-            "nodes": len(nodes),
-            "by_verdict": by_verdict,
-            "by_model": by_model,
-            "by_component": by_component,
-            "items": items,
-        }
+        # judging thousands of nodes takes a second or two: not on the event loop
+        return await asyncio.to_thread(_fleet, active, nodes, inventory, plan)
 
     # ------------------------------------------------------------------ the gate
 
     async def gate(
         self, node_ref: str, *, override: str | None, actor: str | None, may_override: bool
     ) -> dict[str, Any] | None:
-        """Before ``provide``: FirmwareBlocked (409) naming the component and rule when the
-        node's verdict is blocked, unless an admin overrides with a reason. Returns the
-        override to record (``record_override``) once the action is accepted, else None."""
+        """Before an action that puts a node into service (provide, deploy, rebuild):
+        FirmwareBlocked (409) naming the component and rule when the node's verdict is
+        blocked, unless an admin overrides with a reason. Returns the override to record
+        (``record_override``) once the action is accepted, else None."""
         active = await self.active()
         if active is None:
             return None
@@ -230,7 +222,7 @@ class FirmwareService:
                 events.record(
                     s,
                     "firmware.blocked",
-                    f"provide refused: firmware blocked ({first['slot']}: {first['reason']})",
+                    f"refused: firmware blocked ({first['slot']}: {first['reason']})",
                     node_id=node.id,
                     actor=actor,
                     data={"blocking": blocking, "catalog": active.name,
@@ -246,9 +238,7 @@ class FirmwareService:
                 blocking=blocking,
             )
         if not may_override:
-            raise FirmwareBlocked(
-                f"{node.name}: firmware blocked; only an admin may override", node=node.name
-            )
+            raise Forbidden(f"{node.name}: firmware blocked; only an admin may override")
         return {
             "node_id": node.id,
             "reason": override,
@@ -264,7 +254,7 @@ class FirmwareService:
             events.record(
                 s,
                 "firmware.override",
-                f"firmware gate overridden for provide: {override['reason']}",
+                f"firmware gate overridden: {override['reason']}",
                 node_id=override["node_id"],
                 operation_id=operation_id,
                 actor=actor,
@@ -348,20 +338,51 @@ async def _inventories(
             grouped.setdefault((r.node_id, r.component), []).append(r)
     out: dict[str, list[InventoryComponent]] = {}
     for (node_id, slot), reports in sorted(grouped.items()):
-        first = max(reports, key=lambda r: r.id)
-        ids = _identifiers(first)
+        ids, conflict = _merged_identity(reports)
         readings = tuple(
             Reading(r.version, r.channel, _aware(r.reported_at), r.staged)
             for r in sorted(reports, key=lambda r: r.id)
         )
-        out.setdefault(node_id, []).append(InventoryComponent(slot, ids, readings))
+        out.setdefault(node_id, []).append(InventoryComponent(slot, ids, readings, None, conflict))
     return out
 
 
-def _identifiers(r: FirmwareReport) -> Identifiers:
-    raw = dict(r.identifiers or {})
-    kind = r.kind or (r.component if r.component in KINDS else "unknown")
-    return Identifiers(kind=kind, **{k: raw.get(k) for k in _ID_KEYS})
+def _kind_of(r: FirmwareReport) -> str | None:
+    """The reported kind; for the agent's rows (no kind), the slot's own word (``bios``) or
+    prefix (``nic:eth0``)."""
+    if r.kind:
+        return r.kind
+    head = r.component.split(":", 1)[0]
+    return head if head in KINDS else None
+
+
+def _merged_identity(reports: Sequence[FirmwareReport]) -> tuple[Identifiers, str | None]:
+    """One identity from every channel's newest reading of a slot: identifiers one channel
+    gives and another does not are combined; a channel that says something else (another
+    kind, another PCI id) is a conflict, never settled by whichever came last."""
+    kinds: dict[str, set[str]] = {}
+    values: dict[str, dict[Any, set[str]]] = {}
+    for r in reports:
+        kind = _kind_of(r)
+        if kind is not None:
+            kinds.setdefault(kind, set()).add(r.channel)
+        for key, value in (r.identifiers or {}).items():
+            if key in _ID_KEYS and value is not None:
+                values.setdefault(key, {}).setdefault(value, set()).add(r.channel)
+    problems = []
+    if len(kinds) > 1:
+        problems.append("kind " + _who_said(kinds))
+    for key, said in sorted(values.items()):
+        if len(said) > 1:
+            problems.append(f"{key} {_who_said(said)}")
+    kind = next(iter(kinds)) if len(kinds) == 1 else "unknown"
+    merged = {key: next(iter(said)) for key, said in values.items() if len(said) == 1}
+    ids = Identifiers(kind=kind, **{k: merged.get(k) for k in _ID_KEYS})
+    return ids, "; ".join(problems) or None
+
+
+def _who_said(said: Mapping[Any, set[str]]) -> str:
+    return ", ".join(f"{v} ({'/'.join(sorted(c))})" for v, c in sorted(said.items(), key=str))
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
@@ -454,6 +475,10 @@ def parse_reports(body: Mapping[str, Any]) -> tuple[str | None, list[dict[str, A
                 when = _aware(dt.datetime.fromisoformat(str(at)))
             except ValueError:
                 problems.append(FieldProblem(f"{where}.reported_at", "an ISO 8601 time", value=at))
+            else:
+                if when > utcnow() + FUTURE_SLACK:
+                    # a reading from the future would never go stale
+                    problems.append(FieldProblem(f"{where}.reported_at", "in the future", value=at))
         source = c.get("source", channel)
         rows.append(
             {
@@ -485,3 +510,40 @@ def _pci_id(value: Any) -> int | None:
     else:
         return None
     return number if 0 <= number <= 0xFFFF else None
+
+
+def _fleet(
+    active: Active | None,
+    nodes: Sequence[Node],
+    inventory: Mapping[str, Sequence[InventoryComponent]],
+    plan: bool,
+) -> dict[str, Any]:
+    by_verdict: dict[str, int] = {}
+    by_model: dict[str, dict[str, int]] = {}
+    by_component: dict[str, dict[str, int]] = {}
+    items = []
+    for node in nodes:
+        verdict = _judge(active, inventory.get(node.id, []), node, plan=plan)
+        by_verdict[verdict.verdict] = by_verdict.get(verdict.verdict, 0) + 1
+        model = system_model_of(node) or "(unknown model)"
+        per = by_model.setdefault(model, {})
+        per[verdict.verdict] = per.get(verdict.verdict, 0) + 1
+        for c in verdict.components:
+            key = c.component or f"({c.kind}: unknown)"
+            comp = by_component.setdefault(key, {})
+            comp[c.verdict] = comp.get(c.verdict, 0) + 1
+        items.append(
+            {
+                "node": node.name,
+                "verdict": verdict.verdict,
+                "reasons": verdict.reasons if active else ["no catalog imported"],
+            }
+        )
+    return {
+        "catalog": active.name if active else None,
+        "nodes": len(nodes),
+        "by_verdict": by_verdict,
+        "by_model": by_model,
+        "by_component": by_component,
+        "items": items,
+    }

@@ -9,7 +9,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from firmware_db.catalog import check_catalog
+from provisiond.models import Operation
 from tests.conftest import Api, rack_yaml
 from tests.test_engine import act, node, wait_op
 
@@ -86,16 +89,33 @@ async def test_blocked_node_is_refused_by_provide_until_an_admin_overrides(api: 
         role="operator",
         json={"firmware_override": "vendor hotfix applied by hand, ticket 4711"},
     )
-    assert r.status == 409 and "only an admin" in (await r.json())["detail"]
+    assert r.status == 403 and "only an admin" in (await r.json())["detail"]
+    # an operator cannot lift the gate by reporting either: not for the agent's channel...
+    spoof = {"components": [{"slot": "bios", "kind": "bios", "version": "2.2.7",
+                             "channel": "inband"}]}  # fmt: skip
+    r = await api.req("POST", "/v1/nodes/r01n01/firmware", role="operator", json=spoof)
+    assert r.status == 403, await r.text()
+    # ...nor by renaming the slot as its own channel: the channels then disagree on what it is
+    rename = {"components": [{"slot": "bios", "kind": "disk", "version": "1.0",
+                              "channel": "operator"}]}  # fmt: skip
+    r = await api.req("POST", "/v1/nodes/r01n01/firmware", role="operator", json=rename)
+    assert r.status == 201, await r.text()
+    gated = await act(api, "r01n01", "provide", expect=409)
+    assert gated["blocking"][0]["verdict"] == "channels-disagree", gated
+    assert "kind bios (inband), disk (operator)" in gated["blocking"][0]["reason"]
     ok = await act(api, "r01n01", "provide", firmware_override="vendor hotfix, ticket 4711")
+    assert ok["state"] in ("pending", "running", "succeeded")
     assert (await wait_op(api, ok["id"]))["state"] == "succeeded"
     refusals = await events(api, "r01n01", "firmware.blocked")
-    assert len(refusals) == 2  # the admin's plain provide, the operator's override attempt
-    assert [e["data"]["override_refused"] for e in refusals] == [False, True]
+    # the admin's plain provide, the operator's override attempt, the provide after the rename
+    assert [e["data"]["override_refused"] for e in refusals] == [False, True, False]
     assert refusals[0]["data"]["blocking"][0]["component"] == "dell-r760-bios"
+    async with api.services.db.read() as s:
+        params = await s.scalar(select(Operation.params).where(Operation.id == ok["id"]))
+    assert params == {"firmware_override": "vendor hotfix, ticket 4711"}
     overrides = await events(api, "r01n01", "firmware.override")
     assert len(overrides) == 1 and overrides[0]["data"]["reason"] == "vendor hotfix, ticket 4711"
-    assert overrides[0]["data"]["blocking"][0]["verdict"] == "known-bad"
+    assert overrides[0]["data"]["blocking"][0]["verdict"] == "channels-disagree"
     assert overrides[0]["actor"] == "t-admin"
     # the compliant node needs no override
     done = await wait_op(api, (await act(api, "r01n02", "provide"))["id"])
@@ -151,6 +171,10 @@ async def test_bad_reports_are_refused_with_the_field(api: Api) -> None:
     fields = {e["field"] for e in out["errors"]}
     assert {"components[0].kind", "components[0].channel", "components[1].version",
             "components[1].ids.pci_vendor"} <= fields, fields  # fmt: skip
+    future = {"components": [{"slot": "bios", "kind": "bios", "version": "1",
+                              "reported_at": "2999-01-01T00:00:00+00:00"}]}  # fmt: skip
+    out = await report(api, "r01n01", future, expect=422)
+    assert out["errors"][0]["field"] == "components[0].reported_at"
     r = await api.req("GET", "/v1/nodes/r01n01/events", params={"kind": "firmware.reported"})
     assert (await r.json())["items"] == []
 

@@ -179,12 +179,82 @@ def test_channels_disagree_shows_both_and_judges_both() -> None:
     assert harmless.verdict == "warn" and "channels disagree" in harmless.plan_problems[0]
 
 
-def test_a_staged_image_is_not_the_running_version() -> None:
+def test_a_staged_image_is_not_the_running_version_but_is_judged() -> None:
+    """A staged known-bad BIOS runs after the next reboot (provide's cleaning reboots): the
+    node is blocked now; the running version is still the one running."""
     v = judge(
         comp("bios", "bios", now("2.2.0"), now("2.0.1", "redfish", staged=True)),
         comp("bmc", "bmc", now("7.1.0")),
     )
-    assert by_slot(v)["bios"].verdict == "ok"
+    bios = by_slot(v)["bios"]
+    assert bios.version == "2.2.0" and bios.verdict == "known-bad" and v.verdict == "blocked"
+    assert bios.findings[0].reason.startswith("staged image (runs after the next activation)")
+    fine = judge(
+        comp("bios", "bios", now("2.1.0"), now("2.2.0", "redfish", staged=True)),
+        comp("bmc", "bmc", now("7.1.0")),
+    )
+    assert by_slot(fine)["bios"].version == "2.1.0"
+    only_staged = judge(comp("bmc", "bmc", now("7.1.0", staged=True)))
+    assert by_slot(only_staged)["bmc"].verdict == "unreadable-version"
+
+
+def test_two_instances_of_one_component_are_judged_each() -> None:
+    """Eight HCAs of one model are eight components, not one."""
+    v = judge(
+        comp("hca0", "hca", now("28.38.1000"), psid="MT_0000000834"),
+        comp("hca1", "hca", now("28.39.1002"), psid="MT_0000000834"),
+        comp("hca2", "hca", now("28.37.0"), psid="MT_0000000834"),
+    )
+    got = {c.slot: (c.version, c.verdict) for c in v.components}
+    assert got == {
+        "hca0": ("28.38.1000", "outdated"),
+        "hca1": ("28.39.1002", "ok"),
+        "hca2": ("28.37.0", "known-bad"),
+    }
+    assert {(s.slot, s.to_version) for s in v.plan} == {
+        ("hca0", "28.39.1002"),
+        ("hca2", "28.39.1002"),
+    }
+
+
+def test_an_unreadable_channel_is_a_disagreement_not_a_vote() -> None:
+    v = judge(
+        comp("bios", "bios", now("2.1.0"), now("v2", "ipmi")), comp("bmc", "bmc", now("7.1.0"))
+    )
+    bios = by_slot(v)["bios"]
+    assert bios.version is None and "channels disagree" in v.plan_problems[0]
+
+
+def test_a_slot_the_channels_name_differently_is_blocked() -> None:
+    odd = InventoryComponent(
+        "bios",
+        Identifiers(kind="bios"),
+        (now("2.2.0"),),
+        conflict="kind: bios (inband), disk (operator)",
+    )
+    v = judge(odd, comp("bmc", "bmc", now("7.1.0")))
+    assert v.verdict == "blocked" and "channels disagree on what this is" in v.reasons[0]
+
+
+def test_the_target_is_never_a_known_bad_release() -> None:
+    bad_newest = Component(
+        "nvme", "nvme", "triplet", Match(pci_vendor=0x144D, pci_device=0xA80A),
+        releases=(rel("1.0.0"), rel("1.1.0"), rel("2.0.0")),
+        known_bad=(KnownBad("bricks drives", version=t("2.0.0")),),
+    )  # fmt: skip
+    v = judge(
+        comp("nvme0", "nvme", now("1.0.0"), pci_vendor=0x144D, pci_device=0xA80A),
+        catalog=Catalog("t", {"nvme": bad_newest}),
+    )
+    assert v.components[0].target == "1.1.0"
+    assert [s.to_version for s in v.plan] == ["1.1.0"]
+
+
+def test_cached_findings_carry_each_nodes_own_text() -> None:
+    ev = Evaluator(CATALOG)
+    for text in ("2.0.1", "02.00.01"):
+        v = ev.evaluate([comp("bios", "bios", now(text))], now=NOW, system_model=MODEL)
+        assert f"r760-bios {text} is known bad" in v.components[0].findings[0].reason
 
 
 def test_stale_and_unreadable() -> None:

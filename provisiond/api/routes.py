@@ -32,7 +32,7 @@ from provisiond.inventory import (
     operation_dict,
     resolve_node,
 )
-from provisiond.lifecycle import Action
+from provisiond.lifecycle import INTO_SERVICE, Action
 from provisiond.models import Event, Nic, Node, Operation, Rack, Switch, Tenant
 from provisiond.workflows.enroll import enroll
 
@@ -303,19 +303,23 @@ async def node_action(call: Call) -> web.StreamResponse:
             f"{action.value} takes no image",
             [FieldProblem("image", "only deploy and rebuild take an image", value=body.image)],
         )
-    if body.firmware_override is not None and action is not Action.PROVIDE:
+    gated = action in INTO_SERVICE  # provide, deploy, rebuild: the node goes to someone
+    if body.firmware_override is not None and not gated:
         raise ValidationError(
             f"{action.value} takes no firmware_override",
-            [FieldProblem("firmware_override", "only provide is gated by firmware")],
+            [FieldProblem("firmware_override", "only provide, deploy and rebuild are gated")],
         )
     override = None
-    if action is Action.PROVIDE and call.services.firmware is not None:
+    if gated and call.services.firmware is not None:
         override = await call.services.firmware.gate(
             call.match("node"),
             override=body.firmware_override,
             actor=call.who.name,
             may_override=call.who.role is Role.ADMIN,
         )
+    if override is not None:
+        # carried by the operation itself, so an accepted override is never unrecorded
+        params["firmware_override"] = override["reason"]
     op = await call.services.engine.submit(
         call.match("node"),
         action.value,
