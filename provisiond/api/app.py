@@ -165,9 +165,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.api.max_body_bytes, middlewares=[error_middleware]
     )
     app[SETTINGS] = settings
-    routes = (
-        v1_routes() + switch_routes() + fabric_routes() + firmware_routes() + boot_routes()
-    )
+    routes = v1_routes() + switch_routes() + fabric_routes() + firmware_routes() + boot_routes()
     app[OPENAPI] = json.dumps(build_openapi(routes))
     app.cleanup_ctx.append(_services_ctx)
     install(app, routes)

@@ -4,24 +4,16 @@ to the subnet managers through the fabric drivers."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from provisiond import partitions as ib
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
+from provisiond.api.routing import json_response as _json
 from provisiond.auth import Role
 from provisiond.partitions import PartitionReconciler
 
 ADMIN = frozenset({Role.ADMIN})
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, default=str), status=status, content_type="application/json"
-    )
 
 
 def _reconciler(call: Call) -> PartitionReconciler:

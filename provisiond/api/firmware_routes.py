@@ -3,24 +3,16 @@ node and fleet verdicts. Thin: provisiond/firmware.py validates, stores and judg
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
+from provisiond.api.routing import json_response as _json
 from provisiond.auth import Role
 from provisiond.errors import BadRequest, FieldProblem
 from provisiond.firmware import FirmwareService
 
 ADMIN = frozenset({Role.ADMIN})
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, default=str), status=status, content_type="application/json"
-    )
 
 
 def _service(call: Call) -> FirmwareService:

@@ -3,7 +3,6 @@ inventory/engine/enroll modules, shape the answer."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from sqlalchemy import func, select
 from provisiond import events, rackfile
 from provisiond.api import schemas as sc
 from provisiond.api.routing import EVERYONE, STAFF, Call, Route
+from provisiond.api.routing import json_response as _json
 from provisiond.auth import Role
 from provisiond.db import Database
 from provisiond.errors import (
@@ -42,12 +42,6 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     Role.SCHEDULER: frozenset({Action.POWER_ON, Action.POWER_OFF, Action.REBOOT}),
     Role.TENANT: frozenset({Action.POWER_ON, Action.POWER_OFF, Action.REBOOT, Action.REBUILD}),
 }
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, default=str), status=status, content_type="application/json"
-    )
 
 
 # ------------------------------------------------------------------ health

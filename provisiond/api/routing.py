@@ -143,3 +143,10 @@ def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
 def install(app: web.Application, routes: list[Route]) -> None:
     for r in routes:
         app.router.add_route(r.method, r.path, bind(r))
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer; values JSON does not know (datetimes) as their str()."""
+    return web.Response(
+        text=json.dumps(data, default=str), status=status, content_type="application/json"
+    )

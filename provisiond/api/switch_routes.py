@@ -4,7 +4,6 @@ provisiond/fabric.py talks to the switches."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from provisiond import fabric
 from provisiond import switches as sw_service
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
+from provisiond.api.routing import json_response as _json
 from provisiond.auth import Role
 from provisiond.fabric import Reconciler
 from provisiond.inventory import event_dict
@@ -21,12 +21,6 @@ from provisiond.models import Event, Node, PortBinding, Switch
 from provisiond.rackfile import SwitchSpec
 
 ADMIN = frozenset({Role.ADMIN})
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(data, default=str), status=status, content_type="application/json"
-    )
 
 
 def _reconciler(call: Call) -> Reconciler:
