@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from provisiond import events, rackfile
+from provisiond import events, hooks, rackfile
 from provisiond.api import schemas as sc
 from provisiond.api.routing import EVERYONE, STAFF, Call, Route
 from provisiond.api.routing import json_response as _json
@@ -328,6 +328,27 @@ async def node_action(call: Call) -> web.StreamResponse:
     return resp
 
 
+async def slurm_resume(call: Call) -> web.StreamResponse:
+    return await _slurm(call, Action.POWER_ON)
+
+
+async def slurm_suspend(call: Call) -> web.StreamResponse:
+    return await _slurm(call, Action.POWER_OFF)
+
+
+async def _slurm(call: Call, action: Action) -> web.StreamResponse:
+    body: sc.SlurmHookIn = call.body
+    out = await hooks.slurm(
+        call.services.db,
+        call.services.engine,
+        body.nodes,
+        action,
+        actor=call.who.name,
+        tenant_id=call.who.scope,
+    )
+    return _json(out, 202)
+
+
 async def node_events(call: Call) -> web.StreamResponse:
     q: sc.EventListQuery = call.query
     async with call.services.db.read() as s:
@@ -539,6 +560,30 @@ def v1_routes() -> list[Route]:
             "operations",
             response=sc.OperationOut,
             path_params={"op": "operation id"},
+        ),
+        Route(
+            "POST",
+            "/v1/hooks/slurm/resume",
+            slurm_resume,
+            "SLURM ResumeProgram: power on deployed nodes",
+            "hooks",
+            INFRA,
+            body=sc.SlurmHookIn,
+            response=sc.SlurmHookOut,
+            status=202,
+            description="Powers on each named node that is deployed and off; nodes already "
+            "on, busy, not deployed or unknown are reported, not acted on. Answers at once.",
+        ),
+        Route(
+            "POST",
+            "/v1/hooks/slurm/suspend",
+            slurm_suspend,
+            "SLURM SuspendProgram: power off deployed nodes",
+            "hooks",
+            INFRA,
+            body=sc.SlurmHookIn,
+            response=sc.SlurmHookOut,
+            status=202,
         ),
         Route(
             "GET",

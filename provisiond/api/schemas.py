@@ -528,3 +528,23 @@ class FirmwareReportIn(_Body):
         "ids: {system_model, pci_vendor, pci_device, pci_subvendor, pci_subdevice, psid, "
         "software_id}, reported_at}]"
     )
+
+
+# ------------------------------------------------------------------------ scheduler hooks
+
+
+class SlurmHookIn(_Body):
+    nodes: str = Field(
+        min_length=1,
+        max_length=65536,
+        description="a SLURM hostlist expression, e.g. node[01-16,20],gpu[1-4]",
+    )
+
+
+class SlurmHookOut(_Out):
+    id: str = Field(description="this call's batch id (the event hook.slurm carries it)")
+    action: Literal["power-on", "power-off"]
+    nodes: int
+    operations: dict[str, str] = Field(description="node -> the power operation started")
+    skipped: dict[str, str] = Field(description="node -> why nothing was started")
+    unknown: str = Field(description="the names no node has (a hostlist), empty when none")
