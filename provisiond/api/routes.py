@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from provisiond import events, hooks, rackfile
+from provisiond import ansible, events, hooks, rackfile
 from provisiond.api import schemas as sc
 from provisiond.api.routing import EVERYONE, STAFF, Call, Route
 from provisiond.api.routing import json_response as _json
@@ -328,6 +328,10 @@ async def node_action(call: Call) -> web.StreamResponse:
     return resp
 
 
+async def ansible_inventory(call: Call) -> web.StreamResponse:
+    return _json(await ansible.inventory(call.services.db, tenant_id=call.who.scope))
+
+
 async def slurm_resume(call: Call) -> web.StreamResponse:
     return await _slurm(call, Action.POWER_ON)
 
@@ -560,6 +564,16 @@ def v1_routes() -> list[Route]:
             "operations",
             response=sc.OperationOut,
             path_params={"op": "operation id"},
+        ),
+        Route(
+            "GET",
+            "/v1/inventory/ansible",
+            ansible_inventory,
+            "Ansible dynamic inventory (groups by rack, tenant, state)",
+            "inventory",
+            description="The JSON an inventory script prints for --list: groups rack_<name>, "
+            "tenant_<name>, state_<state>, and _meta.hostvars (ansible_host when a NIC has an "
+            "address). A tenant token sees its own nodes only.",
         ),
         Route(
             "POST",
