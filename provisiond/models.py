@@ -104,10 +104,16 @@ class Rack(Base):
 
 
 class Tenant(Base):
+    """A tenant and its Ethernet VLAN (provisiond/tenants.py); its P_Keys are fabric
+    partitions. ``deleting``: its networks are being released, the row goes once the switches
+    and subnet managers confirm."""
+
     __tablename__ = "tenants"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str64] = mapped_column(unique=True)
+    vlan: Mapped[int | None]
+    state: Mapped[str32] = mapped_column(default="active", server_default="active")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -573,16 +573,25 @@ async def allocate_partition(
     read-back did not see it either (a key someone else put there)."""
     async with db.write() as s:
         f = await get_fabric(s, name, lock=True)
-        used = {r.pkey for r in await _rows(s, f.id)}
-        used |= {parse_pkey(k) for k in (f.observed or {})}
-        free = next((k for k in range(f.pkey_min, f.pkey_max + 1) if k not in used), None)
-        if free is None:
-            raise Conflict(
-                f"fabric {name!r}: no free P_Key in {format_pkey(f.pkey_min)}-"
-                f"{format_pkey(f.pkey_max)} ({len(used)} held or being removed)"
-            )
-        row, _ = await _put(s, f, free, spec, actor)
+        row = await allocate_in(s, f, spec, actor)
         return row_dict(row, spec.tenant)
+
+
+async def allocate_in(
+    s: AsyncSession, f: Fabric, spec: PartitionSpec, actor: str | None
+) -> FabricPartition:
+    """The allocation inside the caller's transaction (``f`` locked by it): tenant creation
+    allocates a key on every fabric in one transaction."""
+    used = {r.pkey for r in await _rows(s, f.id)}
+    used |= {parse_pkey(k) for k in (f.observed or {})}
+    free = next((k for k in range(f.pkey_min, f.pkey_max + 1) if k not in used), None)
+    if free is None:
+        raise Conflict(
+            f"fabric {f.name!r}: no free P_Key in {format_pkey(f.pkey_min)}-"
+            f"{format_pkey(f.pkey_max)} ({len(used)} held or being removed)"
+        )
+    row, _ = await _put(s, f, free, spec, actor)
+    return row
 
 
 async def remove_partition(
@@ -702,6 +711,10 @@ class PartitionReconciler(ReconcileLoop):
         self._locks: dict[int, asyncio.Lock] = {}
 
     async def tick(self) -> None:
+        # tenants being deleted go once their keys and VLAN are confirmed free
+        from provisiond.tenants import finish_deletions
+
+        await finish_deletions(self.db)
         now = utcnow()
         drift_before = now - dt.timedelta(seconds=self.settings.drift_interval)
         ready = or_(Fabric.next_attempt_at.is_(None), Fabric.next_attempt_at <= now)

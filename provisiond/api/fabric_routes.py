@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from provisiond import partitions as ib
+from provisiond import tenants
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
 from provisiond.api.routing import json_response as _json
@@ -83,6 +84,29 @@ async def fabric_drift(call: Call) -> web.StreamResponse:
     return _json(await _reconciler(call).check_drift(call.match("fabric")))
 
 
+async def create_tenant(call: Call) -> web.StreamResponse:
+    body: sc.TenantIn = call.body
+    out, changed = await tenants.create_tenant(
+        call.services.db, body.name, vlan=body.vlan, actor=call.who.name
+    )
+    _reconciler(call).wake()
+    return _json(out, 201 if changed else 200)
+
+
+async def list_tenants(call: Call) -> web.StreamResponse:
+    return _json({"items": await tenants.list_tenants(call.services.db)})
+
+
+async def get_tenant(call: Call) -> web.StreamResponse:
+    return _json(await tenants.show_tenant(call.services.db, call.match("tenant")))
+
+
+async def delete_tenant(call: Call) -> web.StreamResponse:
+    out = await tenants.delete_tenant(call.services.db, call.match("tenant"), call.who.name)
+    _reconciler(call).wake()
+    return _json(out, 202)
+
+
 def fabric_routes() -> list[Route]:
     f = {"fabric": "fabric name"}
     fp = {**f, "pkey": "P_Key, 0x0001-0x7ffe"}
@@ -124,4 +148,15 @@ def fabric_routes() -> list[Route]:
               ADMIN, response=sc.FabricPassOut, path_params=f),
         Route("POST", "/v1/fabrics/{fabric}/drift", fabric_drift, "Read back and compare now",
               "fabrics", STAFF, response=sc.FabricDriftOut, path_params=f),
+        Route("POST", "/v1/tenants", create_tenant, "Create a tenant and its networks",
+              "tenants", ADMIN, body=sc.TenantIn, response=sc.TenantOut, status=201,
+              description="Allocates its VLAN (the same id on every managed switch) and a P_Key "
+              "on every fabric, in one transaction; 200 when it already had them."),
+        Route("GET", "/v1/tenants", list_tenants, "List tenants", "tenants", STAFF),
+        Route("GET", "/v1/tenants/{tenant}", get_tenant, "Show a tenant", "tenants", STAFF,
+              response=sc.TenantOut, path_params={"tenant": "tenant name"}),
+        Route("DELETE", "/v1/tenants/{tenant}", delete_tenant, "Delete a tenant", "tenants",
+              ADMIN, response=sc.TenantOut, status=202, path_params={"tenant": "tenant name"},
+              description="Refused (409) while it holds nodes. Its VLAN and keys are freed once "
+              "no port and no partition holds them (state deleting until then)."),
     ]  # fmt: skip

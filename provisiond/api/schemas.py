@@ -548,3 +548,21 @@ class SlurmHookOut(_Out):
     operations: dict[str, str] = Field(description="node -> the power operation started")
     skipped: dict[str, str] = Field(description="node -> why nothing was started")
     unknown: str = Field(description="the names no node has (a hostlist), empty when none")
+
+
+# ------------------------------------------------------------------------ tenants
+
+
+class TenantIn(_Body):
+    name: str = Field(description="1-64 of a-z 0-9 _ -")
+    vlan: int | None = Field(
+        None, description="a VLAN id to use (default: the lowest free on every switch)"
+    )
+
+
+class TenantOut(_Out):
+    name: str
+    state: Literal["active", "deleting"]
+    vlan: int | None
+    pkeys: list[dict[str, Any]]
+    nodes: int
