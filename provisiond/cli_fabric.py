@@ -185,6 +185,18 @@ def cmd_fabric_drift(args: argparse.Namespace) -> int:
     return int(cli.EXIT_OK)
 
 
+def cmd_fabric_audit(args: argparse.Namespace) -> int:
+    client = cli._client(args)
+    report = client.get("/v1/fabric/audit")
+    if _out(args, report):
+        return int(cli.EXIT_OK if report["ok"] else cli.EXIT_ERROR)
+    print(report["statement"])
+    for v in report["violations"]:
+        print(f"  [{v['kind']}] {v['where']}: {v['detail']}")
+    print(f"(report digest {report['digest']})")
+    return int(cli.EXIT_OK if report["ok"] else cli.EXIT_ERROR)
+
+
 def register(sub: Any, cmd: Register, remote: Callable[[argparse.ArgumentParser], None]) -> None:
     fab = sub.add_parser("fabric", help="InfiniBand fabrics and partitions").add_subparsers(
         dest="sub", required=True
@@ -227,3 +239,5 @@ def register(sub: Any, cmd: Register, remote: Callable[[argparse.ArgumentParser]
     fap.add_argument("fabric")
     fdr = cmd(fab, "drift", cmd_fabric_drift, "read back and compare now", remote)
     fdr.add_argument("fabric")
+    cmd(fab, "audit", cmd_fabric_audit, "isolation audit of every switch port and partition",
+        remote)  # fmt: skip

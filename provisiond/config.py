@@ -237,6 +237,8 @@ class FabricSettings(_Section):
     reload_commands: list[list[str]] = Field(
         default_factory=lambda: [["systemctl", "reload", "opensm"]]
     )
+    # seconds between two isolation audits (provisiond/audit.py); 0: only on request
+    audit_interval: float = Field(3600.0, ge=0)
 
 
 class PxeSettings(_Section):

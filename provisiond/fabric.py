@@ -867,6 +867,34 @@ class Reconciler(ReconcileLoop):
             self.wake()
         return result
 
+    async def read_all(
+        self, switch: int | str
+    ) -> tuple[list[PortBinding], dict[str, dict[str, Any]], str | None]:
+        """Every managed port of ``switch`` as the switch reports it now, for the isolation
+        audit: (bindings, observed by port, error). Changes nothing."""
+        switch_id, _ = await self._resolve(switch)
+        async with self._held(switch_id) as record:
+            if record is None:
+                return [], {}, "another daemon is working on this switch"
+            async with self.db.read() as s:
+                bindings = list(
+                    await s.scalars(
+                        select(PortBinding)
+                        .where(PortBinding.switch_id == switch_id)
+                        .order_by(PortBinding.port)
+                    )
+                )
+            if not bindings:
+                return [], {}, None
+            driver = self.drivers.get(record.driver)
+            try:
+                observed, error = await self._read(
+                    driver, record, [b.port for b in bindings], PassResult(record.name)
+                )
+            except leases.LeaseLost:
+                return bindings, {}, "another daemon took the switch over during the read"
+            return bindings, observed, error
+
     async def _record_drift(
         self,
         record: SwitchRecord,

@@ -960,6 +960,20 @@ class PartitionReconciler(ReconcileLoop):
             await self._drift_checked(fabric_id, read.partitions, read.problems, None, drift)
         return out
 
+    async def read_now(self, fabric: int | str) -> tuple[ReadBack | None, str | None]:
+        """What the subnet manager holds now, for the isolation audit. Changes nothing."""
+        _, name = await self._resolve(fabric)
+        async with self.db.read() as s:
+            record = FabricRecord.of(await get_fabric(s, name), self.box)
+        try:
+            driver = record.driver_instance()
+            try:
+                return await driver.read(), None
+            finally:
+                await driver.close()
+        except (FabricError, ConfigError) as exc:
+            return None, exc.message
+
     async def _drift_checked(
         self,
         fabric_id: int,

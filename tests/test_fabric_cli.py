@@ -50,11 +50,15 @@ def test_fabric_commands(daemon: Daemon, tmp_path: Path) -> None:
     apply = cli(daemon, "fabric", "apply", "ib0")
     assert apply.returncode == 0 and "+ 0x0100 tenant_a" in apply.stdout, apply.stdout
     assert pc.parse(sm.file.read_text()).partitions[0].name == "tenant_a"
+    audit = cli(daemon, "fabric", "audit")
+    assert audit.returncode == 0 and audit.stdout.startswith("Isolation holds"), audit.stdout
     show = cli(daemon, "fabric", "show", "ib0")
     assert "0x0100  tenant_a  -       2/2           in sync" in show.stdout, show.stdout
     listing = json.loads(cli(daemon, "fabric", "list", "--json").stdout)
     assert listing[0]["status"] == "applied" and listing[0]["partitions"]["active"] == 1
     sm.file.write_text(sm.file.read_text().replace("=full ;", "=Full ;"))
+    audit = cli(daemon, "fabric", "audit")
+    assert audit.returncode == 1 and "[subnet-manager] fabric ib0" in audit.stdout, audit.stdout
     drift = cli(daemon, "fabric", "drift", "ib0")
     assert "exactly 'full' or 'limited'" in drift.stdout, drift.stdout
     sm.mode.write_text("fail")

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from drivers.registry import BmcRegistry
 from drivers.switch.registry import SwitchDrivers
+from provisiond import audit
 from provisiond.api.boot_routes import boot_routes
 from provisiond.api.errors import error_middleware
 from provisiond.api.fabric_routes import fabric_routes
@@ -139,12 +140,28 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     # InfiniBand partitions (provisiond.partitions): desired P_Keys -> subnet managers, read-backs
     assert services.partitions is not None
     services.partitions.start()
+    # the isolation audit, on a timer (provisiond.audit)
+    auditor = None
+    if services.settings.fabrics.audit_interval > 0:
+        auditor = asyncio.create_task(
+            audit.periodic(
+                services.db,
+                services.switches,
+                services.partitions,
+                services.settings.fabrics.audit_interval,
+            ),
+            name="isolation-audit",
+        )
     # Everything alive now (SQLAlchemy, alembic, pydantic, routes: ~100k objects) lives as long
     # as the daemon; without this, each full collection walks them all (60-90 ms, the p99 of
     # listing).
     gc.freeze()
     yield
     await netboot.stop()
+    if auditor is not None:
+        auditor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await auditor
     await services.switches.stop()
     await services.partitions.stop()
     await power_sync.stop()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from provisiond import audit, tenants
 from provisiond import partitions as ib
-from provisiond import tenants
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
 from provisiond.api.routing import json_response as _json
@@ -107,6 +107,13 @@ async def delete_tenant(call: Call) -> web.StreamResponse:
     return _json(out, 202)
 
 
+async def fabric_audit(call: Call) -> web.StreamResponse:
+    switches = call.services.switches
+    assert switches is not None
+    report = await audit.run(call.services.db, switches, _reconciler(call), actor=call.who.name)
+    return _json(report)
+
+
 def fabric_routes() -> list[Route]:
     f = {"fabric": "fabric name"}
     fp = {**f, "pkey": "P_Key, 0x0001-0x7ffe"}
@@ -148,6 +155,11 @@ def fabric_routes() -> list[Route]:
               ADMIN, response=sc.FabricPassOut, path_params=f),
         Route("POST", "/v1/fabrics/{fabric}/drift", fabric_drift, "Read back and compare now",
               "fabrics", STAFF, response=sc.FabricDriftOut, path_params=f),
+        Route("GET", "/v1/fabric/audit", fabric_audit, "Isolation audit", "fabrics", STAFF,
+              description="Reads every managed switch port and every partition from the "
+              "devices and proves, or refutes with the exact ports and GUIDs, that no port or "
+              "GUID is in two tenants' networks, each is as desired, and none belongs to a node "
+              "outside its tenant. A device that cannot be read is a finding (unverified)."),
         Route("POST", "/v1/tenants", create_tenant, "Create a tenant and its networks",
               "tenants", ADMIN, body=sc.TenantIn, response=sc.TenantOut, status=201,
               description="Allocates its VLAN (the same id on every managed switch) and a P_Key "
