@@ -150,6 +150,10 @@ class Node(Base):
     boot_loader: Mapped[str64 | None]
     arch: Mapped[str32] = mapped_column(default="x86_64")
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    # the allocation that holds the node (provisiond/allocations.py), None when free
+    allocation_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("allocations.id", ondelete="SET NULL", use_alter=True)
+    )
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     bmc_driver: Mapped[str32]
     bmc_address: Mapped[str255]
@@ -275,6 +279,23 @@ class PortBinding(Base):
     # released: once the port reads back in quarantine the binding is deleted
     releasing: Mapped[bool] = mapped_column(default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Allocation(Base):
+    """Nodes a tenant asked for (provisiond/allocations.py): reserved at once, deployed with
+    ``image``, released through cleaning. ``active`` | ``releasing`` | ``released``."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="RESTRICT"))
+    image: Mapped[str64]
+    count: Mapped[int]
+    constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str32] = mapped_column(default="active")
+    created_by: Mapped[str64 | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -712,8 +712,10 @@ class PartitionReconciler(ReconcileLoop):
 
     async def tick(self) -> None:
         # tenants being deleted go once their keys and VLAN are confirmed free
+        from provisiond.allocations import settle
         from provisiond.tenants import finish_deletions
 
+        await settle(self.db)
         await finish_deletions(self.db)
         now = utcnow()
         drift_before = now - dt.timedelta(seconds=self.settings.drift_interval)

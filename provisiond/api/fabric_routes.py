@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from provisiond import audit, tenants
+from provisiond import allocations, audit, tenants
 from provisiond import partitions as ib
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
@@ -15,6 +15,8 @@ from provisiond.auth import Role
 from provisiond.partitions import PartitionReconciler
 
 ADMIN = frozenset({Role.ADMIN})
+# tenants act on their own allocations (the handlers scope them); schedulers only call hooks
+EVERYONE_BUT_SCHEDULER = frozenset({Role.ADMIN, Role.OPERATOR, Role.TENANT})
 
 
 def _reconciler(call: Call) -> PartitionReconciler:
@@ -114,6 +116,43 @@ async def fabric_audit(call: Call) -> web.StreamResponse:
     return _json(report)
 
 
+async def create_allocation(call: Call) -> web.StreamResponse:
+    body: sc.AllocationIn = call.body
+    out = await allocations.allocate(
+        call.services.db,
+        call.services.engine,
+        call.match("tenant"),
+        count=body.count,
+        image=body.image,
+        constraints=allocations.parse_constraints(body.constraints),
+        actor=call.who.name,
+        tenant_scope=call.who.scope,
+    )
+    return _json(out, 201)
+
+
+async def get_allocation(call: Call) -> web.StreamResponse:
+    return _json(
+        await allocations.show(call.services.db, call.match("id"), tenant_scope=call.who.scope)
+    )
+
+
+async def release_allocation(call: Call) -> web.StreamResponse:
+    out = await allocations.release(
+        call.services.db, call.services.engine, call.match("id"), actor=call.who.name,
+        tenant_scope=call.who.scope,
+    )  # fmt: skip
+    return _json(out, 202)
+
+
+async def release_allocated_node(call: Call) -> web.StreamResponse:
+    out = await allocations.release(
+        call.services.db, call.services.engine, call.match("id"), actor=call.who.name,
+        tenant_scope=call.who.scope, node=call.match("node"),
+    )  # fmt: skip
+    return _json(out, 202)
+
+
 def fabric_routes() -> list[Route]:
     f = {"fabric": "fabric name"}
     fp = {**f, "pkey": "P_Key, 0x0001-0x7ffe"}
@@ -160,6 +199,21 @@ def fabric_routes() -> list[Route]:
               "devices and proves, or refutes with the exact ports and GUIDs, that no port or "
               "GUID is in two tenants' networks, each is as desired, and none belongs to a node "
               "outside its tenant. A device that cannot be read is a finding (unverified)."),
+        Route("POST", "/v1/tenants/{tenant}/allocations", create_allocation,
+              "Allocate nodes to a tenant", "tenants", EVERYONE_BUT_SCHEDULER,
+              body=sc.AllocationIn, status=201, path_params={"tenant": "tenant name"},
+              description="Picks available nodes matching the constraints (spread across racks "
+              "unless spread is false), reserves them atomically (two requests never get one "
+              "node) and deploys each with the image; 409 with how many match when too few."),
+        Route("GET", "/v1/allocations/{id}", get_allocation, "An allocation and its nodes",
+              "tenants", EVERYONE_BUT_SCHEDULER, path_params={"id": "allocation id"}),
+        Route("DELETE", "/v1/allocations/{id}", release_allocation, "Release an allocation",
+              "tenants", EVERYONE_BUT_SCHEDULER, status=202, path_params={"id": "allocation id"},
+              description="Undeploys every node; cleaning brings them back to available, then "
+              "they leave the tenant."),
+        Route("DELETE", "/v1/allocations/{id}/nodes/{node}", release_allocated_node,
+              "Release one node of an allocation", "tenants", EVERYONE_BUT_SCHEDULER,
+              status=202, path_params={"id": "allocation id", "node": "node name"}),
         Route("POST", "/v1/tenants", create_tenant, "Create a tenant and its networks",
               "tenants", ADMIN, body=sc.TenantIn, response=sc.TenantOut, status=201,
               description="Allocates its VLAN (the same id on every managed switch) and a P_Key "

@@ -566,3 +566,13 @@ class TenantOut(_Out):
     vlan: int | None
     pkeys: list[dict[str, Any]]
     nodes: int
+
+
+class AllocationIn(_Body):
+    count: int = Field(description="how many nodes")
+    image: str = Field(description="the image each node is deployed with")
+    constraints: dict[str, Any] = Field(
+        default_factory=dict,
+        description="racks [names], cpu_model (substring), min_memory_gib, min_gpus, "
+        "infiniband (bool), spread (across racks, default true)",
+    )

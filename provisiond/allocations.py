@@ -1,0 +1,325 @@
+"""Allocations: a tenant asks for N nodes by constraints and an image; provisiond picks available
+nodes (spread across racks unless told otherwise), reserves them atomically, and deploys each.
+Releasing undeploys them; cleaning brings them back to ``available``, and the sweep
+(``settle``) then frees them from the tenant.
+
+Reservation is one conditional UPDATE per chosen node set inside the write transaction
+(``tenant_id IS NULL AND state = 'available'``): two concurrent requests never get the same
+node, whatever the database; a request that loses a race picks again (bounded) or is refused
+with what was free. The lifecycle itself (deploy, undeploy, cleaning) runs in the engine as for
+any node.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from provisiond import events
+from provisiond.db import Database
+from provisiond.engine import Engine
+from provisiond.errors import Conflict, FieldProblem, NotFound, ProvisionError, ValidationError
+from provisiond.models import Allocation, Image, Nic, Node, Rack, Tenant
+
+log = logging.getLogger(__name__)
+
+ACTIVE, RELEASING, RELEASED = "active", "releasing", "released"
+MAX_COUNT = 5000
+RACE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Constraints:
+    racks: tuple[str, ...] = ()
+    cpu_model: str | None = None  # a substring of the agent's CPU model
+    min_memory_gib: int | None = None
+    min_gpus: int | None = None
+    infiniband: bool | None = None
+    spread: bool = True  # fairly across racks
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+
+
+def parse_constraints(raw: Mapping[str, Any] | None) -> Constraints:
+    raw = dict(raw or {})
+    problems: list[FieldProblem] = []
+    known = {"racks", "cpu_model", "min_memory_gib", "min_gpus", "infiniband", "spread"}
+    for key in sorted(set(raw) - known):
+        problems.append(
+            FieldProblem(f"constraints.{key}", f"unknown; known: {', '.join(sorted(known))}")
+        )
+    racks = raw.get("racks", [])
+    if not isinstance(racks, list) or not all(isinstance(r, str) for r in racks):
+        problems.append(FieldProblem("constraints.racks", "a list of rack names"))
+        racks = []
+    for key in ("min_memory_gib", "min_gpus"):
+        v = raw.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            problems.append(FieldProblem(f"constraints.{key}", "a whole number >= 0", value=v))
+    for key in ("infiniband", "spread"):
+        v = raw.get(key)
+        if v is not None and not isinstance(v, bool):
+            problems.append(FieldProblem(f"constraints.{key}", "true or false", value=v))
+    cpu = raw.get("cpu_model")
+    if cpu is not None and not isinstance(cpu, str):
+        problems.append(FieldProblem("constraints.cpu_model", "text", value=cpu))
+    if problems:
+        raise ValidationError("allocation refused", problems)
+    return Constraints(
+        racks=tuple(racks),
+        cpu_model=cpu,
+        min_memory_gib=raw.get("min_memory_gib"),
+        min_gpus=raw.get("min_gpus"),
+        infiniband=raw.get("infiniband"),
+        spread=raw.get("spread", True),
+    )
+
+
+def _fits(node: Node, c: Constraints, has_ib: bool) -> bool:
+    facts = node.facts or {}
+    cpu_raw, mem_raw = facts.get("cpu"), facts.get("memory")
+    cpu: Mapping[str, Any] = cpu_raw if isinstance(cpu_raw, Mapping) else {}
+    mem: Mapping[str, Any] = mem_raw if isinstance(mem_raw, Mapping) else {}
+    if c.cpu_model and c.cpu_model.lower() not in str(cpu.get("model", "")).lower():
+        return False
+    if c.min_memory_gib is not None:
+        total = mem.get("total_mib") or 0
+        if not isinstance(total, int | float) or total < c.min_memory_gib * 1024:
+            return False
+    if c.min_gpus is not None:
+        gpus = facts.get("gpus")
+        if (len(gpus) if isinstance(gpus, list) else 0) < c.min_gpus:
+            return False
+    return c.infiniband is None or c.infiniband == has_ib
+
+
+def _spread(nodes: Sequence[tuple[Node, str]], count: int, spread: bool) -> list[Node]:
+    """``count`` nodes, taking one per rack in turn (racks by name, nodes by name)."""
+    if not spread:
+        return [n for n, _ in nodes[:count]]
+    by_rack: dict[str, list[Node]] = {}
+    for node, rack in nodes:
+        by_rack.setdefault(rack, []).append(node)
+    queues = [by_rack[r] for r in sorted(by_rack)]
+    out: list[Node] = []
+    for _ in range(count):
+        progressed = False
+        for q in queues:
+            if q and len(out) < count:
+                out.append(q.pop(0))
+                progressed = True
+        if not progressed or len(out) >= count:
+            break
+    return out
+
+
+async def _candidates(s: AsyncSession, c: Constraints) -> list[tuple[Node, str]]:
+    stmt = (
+        select(Node, Rack.name)
+        .join(Rack, Rack.id == Node.rack_id, isouter=True)
+        .where(
+            Node.state == "available",
+            Node.tenant_id.is_(None),
+            Node.maintenance.is_(False),
+            Node.protected.is_(False),
+            Node.retired.is_(False),
+        )
+        .order_by(Node.name)
+    )
+    if c.racks:
+        stmt = stmt.where(Rack.name.in_(c.racks))
+    rows = [(n, r or "") for n, r in await s.execute(stmt)]
+    with_ib = set(
+        await s.scalars(
+            select(Nic.node_id).where(
+                Nic.kind == "infiniband", Nic.node_id.in_([n.id for n, _ in rows])
+            )
+        )
+    ) if rows else set()  # fmt: skip
+    return [(n, r) for n, r in rows if _fits(n, c, n.id in with_ib)]
+
+
+async def allocate(
+    db: Database,
+    engine: Engine,
+    tenant_name: str,
+    *,
+    count: int,
+    image: str,
+    constraints: Constraints,
+    actor: str | None,
+    tenant_scope: int | None = None,
+) -> dict[str, Any]:
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
+        raise ValidationError(
+            "allocation refused", [FieldProblem("count", f"1-{MAX_COUNT}", value=count)]
+        )
+    chosen: list[Node] = []
+    alloc_id = ""
+    for _ in range(RACE_RETRIES):
+        async with db.write() as s:
+            tenant = await _tenant(s, tenant_name, tenant_scope)
+            if await s.scalar(select(Image.id).where(Image.name == image)) is None:
+                raise ValidationError(
+                    "allocation refused", [FieldProblem("image", "no such image", value=image)]
+                )
+            candidates = await _candidates(s, constraints)
+            if len(candidates) < count:
+                raise Conflict(
+                    f"only {len(candidates)} available node(s) match, {count} asked for",
+                    available=len(candidates),
+                )
+            chosen = _spread(candidates, count, constraints.spread)
+            alloc = Allocation(
+                tenant_id=tenant.id,
+                image=image,
+                count=count,
+                constraints=constraints.as_dict(),
+                created_by=actor,
+            )
+            s.add(alloc)
+            await s.flush()
+            # the reservation: only nodes still free and available are taken
+            res = await s.execute(
+                update(Node)
+                .where(
+                    and_(
+                        Node.id.in_([n.id for n in chosen]),
+                        Node.tenant_id.is_(None),
+                        Node.state == "available",
+                    )
+                )
+                .values(tenant_id=tenant.id, allocation_id=alloc.id)
+                .execution_options(synchronize_session=False)
+            )
+            if res.rowcount != len(chosen):  # type: ignore[attr-defined]
+                await s.rollback()
+                continue  # another request took some of them meanwhile: choose again
+            alloc_id = alloc.id
+            events.record(
+                s,
+                "allocation.created",
+                f"tenant {tenant.name}: {count} node(s) reserved for {image}",
+                actor=actor,
+                data={"allocation": alloc.id, "nodes": [n.name for n in chosen]},
+            )
+            break
+    else:
+        raise Conflict("the nodes were taken by other requests meanwhile; try again")
+    operations: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for node in chosen:
+        try:
+            op = await engine.submit(node.name, "deploy", params={"image": image}, actor=actor)
+            operations[node.name] = op["id"]
+        except ProvisionError as exc:
+            errors[node.name] = exc.message
+    return {**(await show(db, alloc_id)), "operations": operations, "errors": errors}
+
+
+async def _tenant(s: AsyncSession, name: str, scope: int | None) -> Tenant:
+    t = await s.scalar(select(Tenant).where(Tenant.name == name))
+    if t is None or (scope is not None and t.id != scope):
+        raise NotFound(f"no tenant {name!r}")
+    if t.state != "active":
+        raise Conflict(f"tenant {name!r} is being deleted")
+    return t
+
+
+async def show(db: Database, alloc_id: str, *, tenant_scope: int | None = None) -> dict[str, Any]:
+    async with db.read() as s:
+        a = await s.get(Allocation, alloc_id)
+        if a is None or (tenant_scope is not None and a.tenant_id != tenant_scope):
+            raise NotFound(f"no allocation {alloc_id!r}")
+        tenant = await s.scalar(select(Tenant.name).where(Tenant.id == a.tenant_id))
+        nodes = [
+            {"name": n, "state": st}
+            for n, st in await s.execute(
+                select(Node.name, Node.state).where(Node.allocation_id == a.id).order_by(Node.name)
+            )
+        ]
+    return {
+        "id": a.id,
+        "tenant": tenant,
+        "image": a.image,
+        "count": a.count,
+        "constraints": a.constraints,
+        "state": a.state,
+        "nodes": nodes,
+        "created_at": a.created_at,
+    }
+
+
+async def release(
+    db: Database,
+    engine: Engine,
+    alloc_id: str,
+    *,
+    actor: str | None,
+    tenant_scope: int | None = None,
+    node: str | None = None,
+) -> dict[str, Any]:
+    """Undeploy the allocation's nodes (or one of them); cleaning brings them back, and
+    ``settle`` frees them once available."""
+    async with db.write() as s:
+        a = await s.get(Allocation, alloc_id, with_for_update=True)
+        if a is None or (tenant_scope is not None and a.tenant_id != tenant_scope):
+            raise NotFound(f"no allocation {alloc_id!r}")
+        stmt = select(Node.name, Node.state).where(Node.allocation_id == a.id)
+        if node is not None:
+            stmt = stmt.where(Node.name == node)
+        targets = list(await s.execute(stmt))
+        if node is not None and not targets:
+            raise NotFound(f"node {node!r} is not in allocation {alloc_id}")
+        if node is None:
+            a.state = RELEASING
+        events.record(s, "allocation.release", f"allocation {a.id}: releasing "
+                      f"{node or 'every node'}", actor=actor,
+                      data={"allocation": a.id, "nodes": [n for n, _ in targets]})  # fmt: skip
+    operations: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for name, state in targets:
+        if state in ("available", "cleaning", "clean-wait", "releasing"):
+            continue
+        try:
+            op = await engine.submit(name, "undeploy", actor=actor)
+            operations[name] = op["id"]
+        except ProvisionError as exc:
+            errors[name] = exc.message
+    return {**(await show(db, alloc_id)), "operations": operations, "errors": errors}
+
+
+async def settle(db: Database) -> int:
+    """Free nodes of releasing allocations that are back to ``available``; mark allocations
+    released once empty. Returns how many nodes were freed."""
+    async with db.read() as s:
+        busy = await s.scalar(
+            select(func.count()).select_from(Allocation).where(Allocation.state == RELEASING)
+        )
+        if not busy:
+            return 0
+    async with db.write() as s:
+        releasing = list(await s.scalars(select(Allocation).where(Allocation.state == RELEASING)))
+        freed = 0
+        for a in releasing:
+            res = await s.execute(
+                update(Node)
+                .where(Node.allocation_id == a.id, Node.state == "available")
+                .values(tenant_id=None, allocation_id=None)
+                .execution_options(synchronize_session=False)
+            )
+            freed += res.rowcount  # type: ignore[attr-defined]
+            left = await s.scalar(
+                select(func.count()).select_from(Node).where(Node.allocation_id == a.id)
+            )
+            if not left:
+                a.state = RELEASED
+                events.record(s, "allocation.released", f"allocation {a.id} released",
+                              data={"allocation": a.id})  # fmt: skip
+        return freed

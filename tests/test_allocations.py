@@ -1,0 +1,126 @@
+"""Allocations: nodes picked by constraints and spread across racks, reserved atomically (50
+concurrent HTTP requests for overlapping nodes never share one), deployed, released through
+cleaning back to available; a tenant token reaches only its own allocations."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select, update
+
+from provisiond.models import Node, Operation
+from tests.conftest import Api, rack_yaml
+
+
+async def setup(api: Api, racks: int = 2, per_rack: int = 6) -> None:
+    for r in range(1, racks + 1):
+        resp = await api.enroll(
+            rack_yaml(rack=f"r0{r}", n=per_rack, port0=7000 + 100 * r, mac_block=r), rack=f"r0{r}"
+        )
+        assert resp.status == 201, await resp.text()
+    async with api.services.db.write() as s:
+        await s.execute(update(Node).values(state="available"))
+    for tenant in ("acme", "globex"):
+        r = await api.req("POST", "/v1/tenants", json={"name": tenant})
+        assert r.status in (200, 201), await r.text()
+    r = await api.req("POST", "/v1/images", json={"name": "rocky9", "kernel": "http://x/vmlinuz"})
+    assert r.status == 201, await r.text()
+
+
+async def allocate(api: Api, tenant: str, count: int, role: str = "admin", **c: Any) -> Any:
+    r = await api.req("POST", f"/v1/tenants/{tenant}/allocations", role=role,
+                      json={"count": count, "image": "rocky9", "constraints": c})  # fmt: skip
+    return r.status, await r.json()
+
+
+async def test_spread_across_racks_and_deployed(api: Api) -> None:
+    await setup(api)
+    status, out = await allocate(api, "acme", 4)
+    assert status == 201, out
+    racks = Counter(n["name"][:3] for n in out["nodes"])
+    assert racks == {"r01": 2, "r02": 2}
+    assert set(out["operations"]) == {n["name"] for n in out["nodes"]}
+    status, out = await allocate(api, "globex", 3, racks=["r02"], spread=False)
+    assert status == 201 and {n["name"][:3] for n in out["nodes"]} == {"r02"}
+    status, out = await allocate(api, "globex", 50)
+    assert status == 409 and out["available"] == 5, out
+
+
+async def test_fifty_concurrent_requests_never_share_a_node(api: Api) -> None:
+    await setup(api, racks=2, per_rack=10)
+    url = str(api.client.make_url("/"))
+    async with aiohttp.ClientSession() as http:
+
+        async def one(i: int) -> tuple[int, Any]:
+            tenant = ("acme", "globex")[i % 2]
+            resp = await http.post(
+                f"{url}v1/tenants/{tenant}/allocations",
+                headers=api.h("admin"),
+                json={"count": 1 + i % 3, "image": "rocky9"},
+            )
+            return resp.status, await resp.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(50)))
+    granted = [out for status, out in results if status == 201]
+    refused = [out for status, out in results if status != 201]
+    assert all(s in (201, 409) for s, _ in results), [s for s, _ in results]
+    names = [n["name"] for out in granted for n in out["nodes"]]
+    assert len(names) == len(set(names)), "a node was given twice"
+    assert sum(out["count"] for out in granted) == len(names) <= 20
+    assert refused and all("available node" in out["detail"] or "taken" in out["detail"]
+                           for out in refused)  # fmt: skip
+    async with api.services.db.read() as s:
+        held = list(
+            await s.scalars(select(Node.allocation_id).where(Node.allocation_id.is_not(None)))
+        )
+    assert Counter(held) == Counter({out["id"]: out["count"] for out in granted})
+
+
+async def test_release_and_tenant_scope(api: Api) -> None:
+    await setup(api)
+    status, mine = await allocate(api, "acme", 2, role="tenant")  # the tenant token is acme's
+    assert status == 201, mine
+    status, other = await allocate(api, "globex", 1)
+    assert status == 201
+    # acme's token cannot see or release globex's allocation, nor allocate for globex
+    r = await api.req("GET", f"/v1/allocations/{other['id']}", role="tenant")
+    assert r.status == 404
+    r = await api.req("DELETE", f"/v1/allocations/{other['id']}", role="tenant")
+    assert r.status == 404
+    status, out = await allocate(api, "globex", 1, role="tenant")
+    assert status == 404, out
+    r = await api.req("POST", "/v1/hooks/slurm/resume", role="tenant", json={"nodes": "r01n01"})
+    assert r.status in (202, 403)
+    # the nodes wait for their image to boot (deploy-wait): end those deploys as the boot
+    # call-back would, then release
+    async with api.services.db.write() as s:
+        await s.execute(update(Node).where(Node.allocation_id == mine["id"]).values(state="active"))
+        await s.execute(
+            update(Operation)
+            .where(Operation.id.in_(list(mine["operations"].values())))
+            .values(state="succeeded")
+        )
+    r = await api.req("DELETE", f"/v1/allocations/{mine['id']}", role="tenant")
+    out = await r.json()
+    assert r.status == 202 and out["state"] == "releasing", out
+    assert set(out["operations"]) == {n["name"] for n in mine["nodes"]}
+    # cleaning ends in available (the lab's agent would call back): the sweep frees them
+    async with api.services.db.write() as s:
+        await s.execute(
+            update(Node).where(Node.allocation_id == mine["id"]).values(state="available")
+        )
+    for _ in range(100):
+        r = await api.req("GET", f"/v1/allocations/{mine['id']}", role="tenant")
+        done = await r.json()
+        if done["state"] == "released":
+            break
+        await asyncio.sleep(0.1)
+    assert done["state"] == "released" and done["nodes"] == [], done
+    async with api.services.db.read() as s:
+        freed = list(await s.execute(
+            select(Node.tenant_id).where(Node.name.in_([n["name"] for n in mine["nodes"]]))
+        ))  # fmt: skip
+    assert [t for (t,) in freed] == [None, None]
