@@ -713,10 +713,13 @@ class PartitionReconciler(ReconcileLoop):
     async def tick(self) -> None:
         # tenants being deleted go once their keys and VLAN are confirmed free
         from provisiond.allocations import settle
+        from provisiond.follower import follow
         from provisiond.tenants import finish_deletions
 
         await settle(self.db)
         await finish_deletions(self.db)
+        if await follow(self.db):
+            self.wake()
         now = utcnow()
         drift_before = now - dt.timedelta(seconds=self.settings.drift_interval)
         ready = or_(Fabric.next_attempt_at.is_(None), Fabric.next_attempt_at <= now)
