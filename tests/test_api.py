@@ -119,8 +119,12 @@ async def test_wrong_role_is_403(api: Api) -> None:
         await api.req("POST", "/v1/nodes/r01n01/actions/manage", role="scheduler", json={}), 403
     )
     assert "scheduler" in p["detail"]
-    r = await api.req("POST", "/v1/nodes/r01n01/actions/power-on", role="scheduler", json={})
-    assert r.status == 202
+    # a scheduler token calls the hooks only (docs/slurm.md): not the node actions, not reads
+    for method, path in (("POST", "/v1/nodes/r01n01/actions/power-on"), ("GET", "/v1/nodes"),
+                         ("GET", "/v1/racks"), ("GET", "/v1/events")):  # fmt: skip
+        r = await api.req(method, path, role="scheduler", json={} if method == "POST" else None)
+        assert r.status == 403, (path, await r.text())
+    assert (await api.req("GET", "/v1/whoami", role="scheduler")).status == 200
 
 
 async def test_tenant_token_sees_only_its_nodes(api: Api) -> None:

@@ -39,6 +39,7 @@ class Call:
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 
 EVERYONE = frozenset(Role)
+SCHEDULER_PATHS = ("/v1/hooks/", "/v1/whoami")
 STAFF = frozenset({Role.ADMIN, Role.OPERATOR})
 
 
@@ -122,6 +123,12 @@ def bind(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
         principal = None
         if route.roles is not None:
             principal = await services.auth.authenticate(request.headers.get("Authorization"))
+            if principal.role is Role.SCHEDULER and not route.path.startswith(SCHEDULER_PATHS):
+                # a scheduler token (slurmctld's) calls the hooks and nothing else
+                raise Forbidden(
+                    "a scheduler token may only call /v1/hooks/ (and /v1/whoami)",
+                    role=principal.role.value,
+                )
             if principal.role not in route.roles:
                 raise Forbidden(
                     f"role {principal.role.value} may not {route.summary.lower()}",
