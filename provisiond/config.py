@@ -241,6 +241,16 @@ class FabricSettings(_Section):
     audit_interval: float = Field(3600.0, ge=0)
 
 
+class WebhookSettings(_Section):
+    """[webhooks]: the sender of event deliveries (provisiond/webhooks.py)."""
+
+    enabled: bool = True
+    # seconds between two looks for new events and due deliveries
+    interval: float = Field(1.0, gt=0, le=3600)
+    # the first retry waits this long, each next one twice as long (at most an hour)
+    backoff_seconds: float = Field(2.0, gt=0)
+
+
 class PxeSettings(_Section):
     """[pxe]: network boot (docs/pxe.md). DHCP, TFTP and the iPXE/agent HTTP endpoints."""
 
@@ -362,6 +372,7 @@ class Settings(_Section):
     power_sync: PowerSyncSettings = Field(default_factory=PowerSyncSettings)
     switches: SwitchSettings = Field(default_factory=SwitchSettings)
     fabrics: FabricSettings = Field(default_factory=FabricSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     pxe: PxeSettings = Field(default_factory=PxeSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 

@@ -299,6 +299,47 @@ class Allocation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class WebhookSubscription(Base):
+    """Where events go (provisiond/webhooks.py): a URL, a secret that signs each delivery, the
+    event kinds wanted (``*`` suffix: a prefix), and how far the sender has looked."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(Text)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    kinds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active: Mapped[bool] = mapped_column(default=True)
+    # the newest event id already turned into deliveries
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str64 | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event to one subscription: pending until the receiver answers 2xx, retried with
+    backoff, ``failed`` after the last attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    subscription_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str64]
+    status: Mapped[str32] = mapped_column(default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Fabric(Base):
     """An InfiniBand subnet whose partitions provisiond owns, through its subnet manager's driver
     (drivers/fabric: opensm | ufm), plus the partition reconciler's bookkeeping

@@ -39,6 +39,7 @@ from provisiond.models import Node, Switch
 from provisiond.netboot import Netboot
 from provisiond.partitions import PartitionReconciler
 from provisiond.powersync import PowerSync
+from provisiond.webhooks import Sender
 from pxe.dhcp_server import LoaderMemory
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,12 @@ async def open_services(settings: Settings) -> Services:
         switches=switches,
         partitions=partitions,
         firmware=FirmwareService(db),
+        webhooks=Sender(
+            db,
+            box,
+            interval=settings.webhooks.interval,
+            backoff=settings.webhooks.backoff_seconds,
+        ),
     )
 
 
@@ -140,6 +147,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     # InfiniBand partitions (provisiond.partitions): desired P_Keys -> subnet managers, read-backs
     assert services.partitions is not None
     services.partitions.start()
+    # events out to webhook subscribers (provisiond.webhooks), apart from the engine
+    assert services.webhooks is not None
+    if services.settings.webhooks.enabled:
+        services.webhooks.start()
     # the isolation audit, on a timer (provisiond.audit)
     auditor = None
     if services.settings.fabrics.audit_interval > 0:
@@ -162,6 +173,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         auditor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await auditor
+    await services.webhooks.stop()
     await services.switches.stop()
     await services.partitions.stop()
     await power_sync.stop()

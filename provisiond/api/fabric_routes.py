@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from provisiond import allocations, audit, tenants
+from provisiond import allocations, audit, tenants, webhooks
 from provisiond import partitions as ib
 from provisiond.api import schemas as sc
 from provisiond.api.routing import STAFF, Call, Route
@@ -153,6 +153,27 @@ async def release_allocated_node(call: Call) -> web.StreamResponse:
     return _json(out, 202)
 
 
+async def create_webhook(call: Call) -> web.StreamResponse:
+    body: sc.WebhookIn = call.body
+    out = await webhooks.subscribe(
+        call.services.db, call.services.box, body.model_dump(exclude_unset=True), call.who.name
+    )
+    return _json(out, 201)
+
+
+async def list_webhooks(call: Call) -> web.StreamResponse:
+    return _json({"items": await webhooks.subscriptions(call.services.db)})
+
+
+async def delete_webhook(call: Call) -> web.StreamResponse:
+    await webhooks.unsubscribe(call.services.db, call.match("id"))
+    return web.Response(status=204)
+
+
+async def webhook_deliveries(call: Call) -> web.StreamResponse:
+    return _json({"items": await webhooks.deliveries(call.services.db, call.match("id"))})
+
+
 def fabric_routes() -> list[Route]:
     f = {"fabric": "fabric name"}
     fp = {**f, "pkey": "P_Key, 0x0001-0x7ffe"}
@@ -214,6 +235,17 @@ def fabric_routes() -> list[Route]:
         Route("DELETE", "/v1/allocations/{id}/nodes/{node}", release_allocated_node,
               "Release one node of an allocation", "tenants", EVERYONE_BUT_SCHEDULER,
               status=202, path_params={"id": "allocation id", "node": "node name"}),
+        Route("POST", "/v1/webhooks", create_webhook, "Subscribe a URL to events", "webhooks",
+              ADMIN, body=sc.WebhookIn, status=201,
+              description="Deliveries are POSTed as JSON, signed with HMAC-SHA256 over "
+              "'<timestamp>.<body>' (headers X-Provisiond-Timestamp, X-Provisiond-Signature), "
+              "retried with backoff; the secret is write-only."),
+        Route("GET", "/v1/webhooks", list_webhooks, "Webhook subscriptions", "webhooks", STAFF),
+        Route("DELETE", "/v1/webhooks/{id}", delete_webhook, "Unsubscribe", "webhooks", ADMIN,
+              status=204, path_params={"id": "subscription id"}),
+        Route("GET", "/v1/webhooks/{id}/deliveries", webhook_deliveries,
+              "A subscription's deliveries, newest first", "webhooks", STAFF,
+              path_params={"id": "subscription id"}),
         Route("POST", "/v1/tenants", create_tenant, "Create a tenant and its networks",
               "tenants", ADMIN, body=sc.TenantIn, response=sc.TenantOut, status=201,
               description="Allocates its VLAN (the same id on every managed switch) and a P_Key "

@@ -16,6 +16,7 @@ from provisiond.engine import Engine
 from provisiond.fabric import Reconciler
 from provisiond.firmware import FirmwareService
 from provisiond.partitions import PartitionReconciler
+from provisiond.webhooks import Sender
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     switches: Reconciler | None = None
     partitions: PartitionReconciler | None = None
     firmware: FirmwareService | None = None
+    webhooks: Sender | None = None
 
 
 SERVICES = web.AppKey("services", Services)

@@ -576,3 +576,12 @@ class AllocationIn(_Body):
         description="racks [names], cpu_model (substring), min_memory_gib, min_gpus, "
         "infiniband (bool), spread (across racks, default true)",
     )
+
+
+class WebhookIn(_Body):
+    url: str = Field(description="http(s) URL the deliveries are POSTed to")
+    secret: str = Field(description="signs every delivery (HMAC-SHA256); write-only")
+    events: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="event kinds: exact (audit.violation), prefix (allocation.*) or *",
+    )
