@@ -18,7 +18,6 @@ visible through the API.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -32,9 +31,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from sqlalchemy import select, update
 
+from provisiond.config import WebhookSettings
 from provisiond.crypto import SecretBox
 from provisiond.db import Database
 from provisiond.errors import FieldProblem, NotFound, ValidationError
+from provisiond.loop import ReconcileLoop
 from provisiond.models import Event, WebhookDelivery, WebhookSubscription, utcnow
 
 log = logging.getLogger(__name__)
@@ -142,47 +143,30 @@ async def deliveries(db: Database, sub_id: str, limit: int = 200) -> list[dict[s
         return [delivery_dict(d) for d in rows]
 
 
-class Sender:
+class Sender(ReconcileLoop):
     """The loop: new events -> deliveries, due deliveries -> POSTs (a few at once)."""
 
-    def __init__(
-        self, db: Database, box: SecretBox, *, interval: float = 1.0, backoff: float = 2.0
-    ) -> None:
+    loop_name = "webhooks"
+
+    def __init__(self, db: Database, box: SecretBox, settings: WebhookSettings) -> None:
+        super().__init__(settings)
         self.db = db
         self.box = box
-        self.interval = interval
-        self.backoff = backoff
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self.backoff = settings.backoff_seconds
         self._slots = asyncio.Semaphore(8)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="webhooks")
+        self._http: aiohttp.ClientSession | None = None
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
-            while True:
-                self._wake.clear()
-                try:
-                    await self.enqueue()
-                    await self.send_due(http)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("webhooks: pass failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+    async def tick(self) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
+        await self.enqueue()
+        await self.send_due(self._http)
 
     async def enqueue(self) -> int:
         made = 0

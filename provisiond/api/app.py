@@ -87,12 +87,7 @@ async def open_services(settings: Settings) -> Services:
         switches=switches,
         partitions=partitions,
         firmware=FirmwareService(db),
-        webhooks=Sender(
-            db,
-            box,
-            interval=settings.webhooks.interval,
-            backoff=settings.webhooks.backoff_seconds,
-        ),
+        webhooks=Sender(db, box, settings.webhooks),
     )
 
 
@@ -149,8 +144,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     services.partitions.start()
     # events out to webhook subscribers (provisiond.webhooks), apart from the engine
     assert services.webhooks is not None
-    if services.settings.webhooks.enabled:
-        services.webhooks.start()
+    services.webhooks.start()
     # the isolation audit, on a timer (provisiond.audit)
     auditor = None
     if services.settings.fabrics.audit_interval > 0:
