@@ -17,14 +17,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from provisiond import events
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import Conflict, FieldProblem, NotFound, ProvisionError, ValidationError
-from provisiond.models import Allocation, Image, Nic, Node, Rack, Tenant
+from provisiond.models import (
+    Allocation,
+    FabricPartition,
+    Image,
+    Nic,
+    Node,
+    PortBinding,
+    Rack,
+    Tenant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +288,9 @@ async def release(
             raise NotFound(f"node {node!r} is not in allocation {alloc_id}")
         if node is None:
             a.state = RELEASING
+        else:
+            names = set((a.releasing_nodes or {}).get("nodes", [])) | {node}
+            a.releasing_nodes = {"nodes": sorted(names)}
         events.record(s, "allocation.release", f"allocation {a.id}: releasing "
                       f"{node or 'every node'}", actor=actor,
                       data={"allocation": a.id, "nodes": [n for n, _ in targets]})  # fmt: skip
@@ -296,29 +308,61 @@ async def release(
 
 
 async def settle(db: Database) -> int:
-    """Free nodes of releasing allocations that are back to ``available``; mark allocations
+    """Free released nodes that are back to ``available`` and out of their tenant's networks
+    (every port on the provisioning network, no GUID in a tenant partition: the follower moves
+    them first, so a node never leaves a tenant still wired into it); mark allocations
     released once empty. Returns how many nodes were freed."""
     async with db.read() as s:
-        busy = await s.scalar(
-            select(func.count()).select_from(Allocation).where(Allocation.state == RELEASING)
+        rows = list(
+            await s.execute(
+                select(Node.id, Node.name, Allocation)
+                .join(Allocation, Allocation.id == Node.allocation_id)
+                .where(Node.state == "available")
+            )
         )
-        if not busy:
+        candidates = [
+            (node_id, a)
+            for node_id, name, a in rows
+            if a.state == RELEASING or name in (a.releasing_nodes or {}).get("nodes", [])
+        ]
+        if not candidates:
             return 0
+        ids = [node_id for node_id, _ in candidates]
+        wired = set(
+            await s.scalars(
+                select(PortBinding.node_id).where(
+                    PortBinding.node_id.in_(ids),
+                    or_(PortBinding.network.is_(None), PortBinding.network != "provisioning"),
+                )
+            )
+        )
+        guids = {
+            g: node_id
+            for node_id, g in await s.execute(
+                select(Nic.node_id, Nic.guid).where(Nic.node_id.in_(ids), Nic.guid.is_not(None))
+            )
+        }
+        for members in await s.scalars(
+            select(FabricPartition.members).where(FabricPartition.tenant_id.is_not(None))
+        ):
+            wired |= {guids[g] for g in (members or {}) if g in guids}
+    ready = [(node_id, a) for node_id, a in candidates if node_id not in wired]
+    if not ready:
+        return 0
     async with db.write() as s:
-        releasing = list(await s.scalars(select(Allocation).where(Allocation.state == RELEASING)))
-        freed = 0
-        for a in releasing:
-            res = await s.execute(
-                update(Node)
-                .where(Node.allocation_id == a.id, Node.state == "available")
-                .values(tenant_id=None, allocation_id=None)
-                .execution_options(synchronize_session=False)
-            )
-            freed += res.rowcount  # type: ignore[attr-defined]
+        res = await s.execute(
+            update(Node)
+            .where(Node.id.in_([n for n, _ in ready]), Node.state == "available")
+            .values(tenant_id=None, allocation_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        freed = int(res.rowcount)  # type: ignore[attr-defined]
+        for alloc_id in {a.id for _, a in ready}:
+            a = await s.get(Allocation, alloc_id)
             left = await s.scalar(
-                select(func.count()).select_from(Node).where(Node.allocation_id == a.id)
+                select(func.count()).select_from(Node).where(Node.allocation_id == alloc_id)
             )
-            if not left:
+            if a is not None and not left:
                 a.state = RELEASED
                 events.record(s, "allocation.released", f"allocation {a.id} released",
                               data={"allocation": a.id})  # fmt: skip

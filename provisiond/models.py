@@ -294,6 +294,8 @@ class Allocation(Base):
     count: Mapped[int]
     constraints: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str32] = mapped_column(default="active")
+    # {"nodes": [names]}: nodes released one by one while the allocation stays
+    releasing_nodes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[str64 | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

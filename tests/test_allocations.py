@@ -96,6 +96,14 @@ async def test_release_and_tenant_scope(api: Api) -> None:
     assert r.status in (202, 403)
     # the nodes wait for their image to boot (deploy-wait): end those deploys as the boot
     # call-back would, then release
+    names = [n["name"] for n in mine["nodes"]]
+    for _ in range(200):
+        async with api.services.db.read() as s:
+            states = set(await s.scalars(select(Node.state).where(Node.name.in_(names))))
+        if states == {"deploy-wait"}:
+            break
+        await asyncio.sleep(0.05)
+    assert states == {"deploy-wait"}, states
     async with api.services.db.write() as s:
         await s.execute(update(Node).where(Node.allocation_id == mine["id"]).values(state="active"))
         await s.execute(
@@ -108,11 +116,7 @@ async def test_release_and_tenant_scope(api: Api) -> None:
     assert r.status == 202 and out["state"] == "releasing", out
     assert set(out["operations"]) == {n["name"] for n in mine["nodes"]}
     # cleaning ends in available (the lab's agent would call back): the sweep frees them
-    async with api.services.db.write() as s:
-        await s.execute(
-            update(Node).where(Node.allocation_id == mine["id"]).values(state="available")
-        )
-    for _ in range(100):
+    for _ in range(200):
         r = await api.req("GET", f"/v1/allocations/{mine['id']}", role="tenant")
         done = await r.json()
         if done["state"] == "released":

@@ -65,7 +65,7 @@ async def call(site: Ib, method: str, path: str, body: Any = None, expect: int =
     return out
 
 
-async def until(check: Any, what: str, timeout: float = 30) -> Any:
+async def until(check: Any, what: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = await check()
@@ -125,6 +125,13 @@ async def test_tenants_allocate_audit_release(site: Ib, eos: LabSwitch) -> None:
         return set((await asyncio.to_thread(on_switch)).values()) == {100}
 
     await until(provisioning, "every port on the provisioning VLAN")
+
+    async def waiting() -> bool:
+        async with db.read() as s:
+            states = set(await s.scalars(select(Node.state)))
+        return states == {"deploy-wait"}
+
+    await until(waiting, "every deploy waiting for its image to boot")
     # the deploys finish (the image booted and called back): active
     async with db.write() as s:
         await s.execute(update(Node).values(state="active"))
@@ -164,14 +171,17 @@ async def test_tenants_allocate_audit_release(site: Ib, eos: LabSwitch) -> None:
     await call(site, "POST", "/v1/switches/leaf1/drift")
     await call(site, "POST", "/v1/switches/leaf1/apply?retry=true")
 
-    # release both: undeploy, cleaning (provisioning VLAN, out of the partitions), available
+    # release both: undeploy (power off, cleaning, available: the engine with the fake BMC);
+    # the nodes leave their tenants only once their ports and GUIDs are out of its networks
     for alloc in (a, g):
         await call(site, "DELETE", f"/v1/allocations/{alloc['id']}", expect=202)
-    async with db.write() as s:
-        await s.execute(update(Node).values(state="cleaning"))
-        await s.execute(
-            update(Operation).where(Operation.kind == "undeploy").values(state="succeeded")
-        )
+
+    async def freed() -> bool:
+        async with db.read() as s:
+            held = await s.scalar(select(Node.id).where(Node.tenant_id.is_not(None)).limit(1))
+        return held is None
+
+    await until(freed, "nodes out of the tenants")
 
     async def released() -> bool:
         if not await provisioning():
@@ -180,14 +190,8 @@ async def test_tenants_allocate_audit_release(site: Ib, eos: LabSwitch) -> None:
         return all(not p.members for p in parsed.partitions)
 
     await until(released, "ports back on provisioning, partitions empty")
-    async with db.write() as s:
-        await s.execute(update(Node).values(state="available"))
-
-    async def freed() -> bool:
-        async with db.read() as s:
-            held = await s.scalar(select(Node.id).where(Node.tenant_id.is_not(None)).limit(1))
-        return held is None
-
-    await until(freed, "nodes out of the tenants")
+    for alloc in (a, g):
+        done = await call(site, "GET", f"/v1/allocations/{alloc['id']}")
+        assert done["state"] == "released", done
     final = await call(site, "GET", "/v1/fabric/audit")
     assert final["ok"], final["violations"]

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("constraints", JSON, nullable=False),
         sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("releasing_nodes", JSON, nullable=False),
         sa.Column("created_by", sa.String(64), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
