@@ -191,14 +191,25 @@ def _start_redfish(data_dir: Path) -> subprocess.Popen[bytes] | None:
     return None
 
 
+def _api(url: str, token: str, path: str, body: Any = None) -> Any:
+    """One API call (POST when there is a body), its JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url + path,
+        data=data,
+        method="POST" if data is not None else "GET",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
 def _fabric_applied(url: str, token: str, fabric: str, after: int, timeout: float = 30) -> int:
     """Wait until the reconciler has applied everything pending on ``fabric``, print the
     ``fabric.applied`` events newer than id ``after`` (their diffs), return the newest id."""
 
     def get(path: str) -> Any:
-        req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
+        return _api(url, token, path)
 
     deadline = time.monotonic() + timeout
     while get(f"/v1/fabrics/{fabric}")["pending"] and time.monotonic() < deadline:
@@ -450,6 +461,18 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _run(env, "fabric", "show", "ufm0")
         _say("The default partition's key is never a tenant's: refused before anything is sent")
         _run(env, "fabric", "partition", "ufm0", "tenant_c", "--pkey", "0x7fff", check=False)
+
+        _say("Tenants: one VLAN on every switch and a P_Key on every fabric, in one transaction")
+        for tenant in ("acme", "globex"):
+            print(f'$ POST /v1/tenants {{"name": "{tenant}"}}')
+            try:
+                t = _api(url, token, "/v1/tenants", {"name": tenant})
+                keys = ", ".join(f"{k['fabric']} {k['pkey']}" for k in t["pkeys"])
+                print(f"tenant {t['name']}: VLAN {t['vlan']}, P_Key {keys or '-'}")
+            except (OSError, ValueError) as exc:
+                print(f"(tenant {tenant}: {exc})")
+        _say("The isolation audit: every managed port and partition, read from the devices")
+        _run(env, "fabric", "audit", check=False)
 
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
