@@ -69,7 +69,8 @@ class FirmwareService:
     async def import_catalog(self, text: str, source: str, actor: str | None) -> dict[str, Any]:
         """Validate (every problem at once, with its line) and store as the active catalog;
         nothing is stored when anything is wrong."""
-        catalog = load_catalog(text, source=source)
+        # YAML, JSON Schema and the checks take a while on a big catalog: not on the event loop
+        catalog = await asyncio.to_thread(load_catalog, text, source=source)
         digest = hashlib.sha256(text.encode()).hexdigest()
         releases = sum(len(c.releases) for c in catalog.components.values())
         async with self.db.write() as s:
@@ -94,7 +95,9 @@ class FirmwareService:
                 data={"catalog": catalog.name, "sha256": digest, "source": source},
             )
             out = catalog_dict(row)
-        self._active = Active(row.id, catalog.name, digest, Evaluator(catalog))
+        self._active = Active(
+            row.id, catalog.name, digest, await asyncio.to_thread(Evaluator, catalog)
+        )
         return out
 
     async def active(self) -> Active | None:
@@ -113,8 +116,8 @@ class FirmwareService:
             if self._active is not None and self._active.id == row[0]:
                 return self._active
             text = await s.scalar(select(FirmwareCatalog.text).where(FirmwareCatalog.id == row[0]))
-        catalog = load_catalog(text or "", source=f"catalog {row[1]}")
-        self._active = Active(row[0], row[1], row[2], Evaluator(catalog))
+        catalog = await asyncio.to_thread(load_catalog, text or "", source=f"catalog {row[1]}")
+        self._active = Active(row[0], row[1], row[2], await asyncio.to_thread(Evaluator, catalog))
         return self._active
 
     async def catalogs(self) -> list[dict[str, Any]]:

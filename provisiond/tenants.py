@@ -71,11 +71,7 @@ async def _free_vlan(s: AsyncSession, wanted: int | None) -> int | None:
         allowed -= {v for v in (sw.provisioning_vlan, sw.quarantine_vlan) if v is not None}
     held = {v for v in await s.scalars(select(Tenant.vlan).where(Tenant.vlan.is_not(None)))}
     # a VLAN some port still carries (desired, applied or seen) is not free either
-    for b in await s.scalars(select(PortBinding)):
-        for state in (b.desired, b.applied, b.observed):
-            if state:
-                held |= {v for v in (state.get("vlan"), state.get("native_vlan")) if v}
-                held |= set(state.get("allowed_vlans") or ())
+    held |= await _vlans_on_ports(s)
     free = sorted(allowed - held)
     if wanted is not None:
         if wanted not in free:
@@ -188,7 +184,7 @@ async def finish_deletions(db: Database) -> list[str]:
             )
             if keys:
                 continue
-            if t.vlan is not None and await _vlan_on_ports(s, t.vlan):
+            if t.vlan is not None and t.vlan in await _vlans_on_ports(s):
                 continue
             await s.execute(delete(Tenant).where(Tenant.id == t.id))
             events.record(s, "tenant.deleted", f"tenant {t.name} deleted; VLAN {t.vlan} free",
@@ -197,12 +193,12 @@ async def finish_deletions(db: Database) -> list[str]:
     return done
 
 
-async def _vlan_on_ports(s: AsyncSession, vlan: int) -> bool:
+async def _vlans_on_ports(s: AsyncSession) -> set[int]:
+    """Every VLAN a managed port carries, is to carry or was last seen carrying."""
+    out: set[int] = set()
     for b in await s.scalars(select(PortBinding)):
         for state in (b.desired, b.applied, b.observed):
-            if state and (
-                vlan in (state.get("vlan"), state.get("native_vlan"))
-                or vlan in (state.get("allowed_vlans") or ())
-            ):
-                return True
-    return False
+            if state:
+                out |= {v for v in (state.get("vlan"), state.get("native_vlan")) if v}
+                out |= set(state.get("allowed_vlans") or ())
+    return out
