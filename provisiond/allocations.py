@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from firmware_db.rules import COMPLIANT, WARN
 from provisiond import events
 from provisiond.db import Database
 from provisiond.engine import Engine
 from provisiond.errors import Conflict, FieldProblem, NotFound, ProvisionError, ValidationError
+from provisiond.firmware import FirmwareService
 from provisiond.models import (
     Allocation,
     FabricPartition,
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 ACTIVE, RELEASING, RELEASED = "active", "releasing", "released"
 MAX_COUNT = 5000
 RACE_RETRIES = 5
+# constraint "firmware" -> the verdicts it accepts
+FIRMWARE_VERDICTS = {"not-blocked": {COMPLIANT, WARN}, "compliant": {COMPLIANT}}
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class Constraints:
     min_gpus: int | None = None
     infiniband: bool | None = None
     spread: bool = True  # fairly across racks
+    # the firmware verdict a node must have: "not-blocked" (compliant or warn) or "compliant";
+    # a blocked node is never picked (its deploy would be refused by the gate anyway)
+    firmware: str = "not-blocked"
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
@@ -58,7 +65,8 @@ class Constraints:
 def parse_constraints(raw: Mapping[str, Any] | None) -> Constraints:
     raw = dict(raw or {})
     problems: list[FieldProblem] = []
-    known = {"racks", "cpu_model", "min_memory_gib", "min_gpus", "infiniband", "spread"}
+    known = {"racks", "cpu_model", "min_memory_gib", "min_gpus", "infiniband", "spread",
+             "firmware"}  # fmt: skip
     for key in sorted(set(raw) - known):
         problems.append(
             FieldProblem(f"constraints.{key}", f"unknown; known: {', '.join(sorted(known))}")
@@ -78,6 +86,11 @@ def parse_constraints(raw: Mapping[str, Any] | None) -> Constraints:
     cpu = raw.get("cpu_model")
     if cpu is not None and not isinstance(cpu, str):
         problems.append(FieldProblem("constraints.cpu_model", "text", value=cpu))
+    fw = raw.get("firmware", "not-blocked")
+    if fw not in FIRMWARE_VERDICTS:
+        problems.append(
+            FieldProblem("constraints.firmware", " or ".join(sorted(FIRMWARE_VERDICTS)), value=fw)
+        )
     if problems:
         raise ValidationError("allocation refused", problems)
     return Constraints(
@@ -87,6 +100,7 @@ def parse_constraints(raw: Mapping[str, Any] | None) -> Constraints:
         min_gpus=raw.get("min_gpus"),
         infiniband=raw.get("infiniband"),
         spread=raw.get("spread", True),
+        firmware=fw,
     )
 
 
@@ -164,6 +178,7 @@ async def allocate(
     constraints: Constraints,
     actor: str | None,
     tenant_scope: int | None = None,
+    firmware: FirmwareService | None = None,
 ) -> dict[str, Any]:
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
         raise ValidationError(
@@ -171,7 +186,13 @@ async def allocate(
         )
     chosen: list[Node] = []
     alloc_id = ""
+    verdicts: dict[str, str] = {}  # node id -> firmware verdict, judged outside the write
+    accepted = FIRMWARE_VERDICTS[constraints.firmware]
     for _ in range(RACE_RETRIES):
+        if firmware is not None:
+            async with db.read() as s:
+                ids = [n.id for n, _ in await _candidates(s, constraints)]
+            verdicts |= await firmware.verdicts([i for i in ids if i not in verdicts])
         async with db.write() as s:
             tenant = await _tenant(s, tenant_name, tenant_scope)
             if await s.scalar(select(Image.id).where(Image.name == image)) is None:
@@ -179,10 +200,18 @@ async def allocate(
                     "allocation refused", [FieldProblem("image", "no such image", value=image)]
                 )
             candidates = await _candidates(s, constraints)
+            unjudged = 0
+            if firmware is not None:
+                # a node that became available since the read above is not judged: left out
+                unjudged = len(candidates)
+                candidates = [(n, r) for n, r in candidates if verdicts.get(n.id) in accepted]
+                unjudged -= len(candidates)
             if len(candidates) < count:
+                why = f" ({unjudged} left out by their firmware verdict)" if unjudged else ""
                 raise Conflict(
-                    f"only {len(candidates)} available node(s) match, {count} asked for",
+                    f"only {len(candidates)} available node(s) match, {count} asked for{why}",
                     available=len(candidates),
+                    firmware_excluded=unjudged,
                 )
             chosen = _spread(candidates, count, constraints.spread)
             alloc = Allocation(

@@ -195,6 +195,23 @@ class FirmwareService:
         # judging thousands of nodes takes a second or two: not on the event loop
         return await asyncio.to_thread(_fleet, active, nodes, inventory, plan)
 
+    async def verdicts(self, node_ids: Sequence[str]) -> dict[str, str]:
+        """Each node's verdict (compliant, warn, blocked) as the gate would judge it now; every
+        node is compliant while no catalog is imported."""
+        active = await self.active()
+        if active is None or not node_ids:
+            return dict.fromkeys(node_ids, COMPLIANT)
+        async with self.db.read() as s:
+            nodes = list(await s.scalars(select(Node).where(Node.id.in_(list(node_ids)))))
+            inventory = await _inventories(s, [n.id for n in nodes])
+
+        def judge() -> dict[str, str]:
+            return {
+                n.id: _judge(active, inventory.get(n.id, []), n, plan=False).verdict for n in nodes
+            }
+
+        return await asyncio.to_thread(judge)
+
     # ------------------------------------------------------------------ the gate
 
     async def gate(

@@ -128,3 +128,34 @@ async def test_release_and_tenant_scope(api: Api) -> None:
             select(Node.tenant_id).where(Node.name.in_([n["name"] for n in mine["nodes"]]))
         ))  # fmt: skip
     assert [t for (t,) in freed] == [None, None]
+
+
+async def test_firmware_verdict_constraint(api: Api) -> None:
+    from tests.test_firmware_api import EXAMPLE, import_catalog, r760, report
+
+    await setup(api, racks=1, per_rack=6)
+    await import_catalog(api, EXAMPLE.read_text())
+    # r01n01: a BIOS the vendor withdrew (blocked); r01n02: an older BIOS; the rest at baseline
+    bios = {"r01n01": "2.0.3", "r01n02": "2.1.5"}
+    for i in range(1, 7):
+        name = f"r01n0{i}"
+        await report(api, name, r760(bios.get(name, "2.2.7"), "7.10.30.00"))
+    verdict = {}
+    for i in range(1, 7):
+        r = await api.req("GET", f"/v1/nodes/r01n0{i}/firmware")
+        verdict[f"r01n0{i}"] = (await r.json())["verdict"]
+    assert verdict["r01n01"] == "blocked", verdict
+    compliant = {n for n, v in verdict.items() if v == "compliant"}
+    assert compliant and len(compliant) < 5, verdict
+
+    status, out = await allocate(api, "acme", 6)
+    assert status == 409 and out["available"] == 5 and out["firmware_excluded"] == 1, out
+    assert "firmware verdict" in out["detail"], out
+    status, out = await allocate(api, "acme", 1, firmware="any")
+    assert status == 422 and out["errors"][0]["field"] == "constraints.firmware", out
+    status, out = await allocate(api, "acme", len(compliant), firmware="compliant")
+    assert status == 201, out
+    assert {n["name"] for n in out["nodes"]} == compliant
+    status, out = await allocate(api, "globex", 6 - 1 - len(compliant))
+    assert status == 201, out
+    assert "r01n01" not in {n["name"] for n in out["nodes"]}

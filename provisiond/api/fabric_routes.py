@@ -127,6 +127,7 @@ async def create_allocation(call: Call) -> web.StreamResponse:
         constraints=allocations.parse_constraints(body.constraints),
         actor=call.who.name,
         tenant_scope=call.who.scope,
+        firmware=call.services.firmware,
     )
     return _json(out, 201)
 

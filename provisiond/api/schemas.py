@@ -574,7 +574,8 @@ class AllocationIn(_Body):
     constraints: dict[str, Any] = Field(
         default_factory=dict,
         description="racks [names], cpu_model (substring), min_memory_gib, min_gpus, "
-        "infiniband (bool), spread (across racks, default true)",
+        "infiniband (bool), spread (across racks, default true), firmware ('not-blocked', "
+        "the default, or 'compliant')",
     )
 
 
