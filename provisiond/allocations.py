@@ -24,7 +24,7 @@ from firmware_db.rules import COMPLIANT, WARN
 from provisiond import events
 from provisiond.db import Database
 from provisiond.engine import Engine
-from provisiond.errors import Conflict, FieldProblem, NotFound, ProvisionError, ValidationError
+from provisiond.errors import Conflict, FieldProblem, NotFound, ValidationError
 from provisiond.firmware import FirmwareService
 from provisiond.models import (
     Allocation,
@@ -250,14 +250,10 @@ async def allocate(
             break
     else:
         raise Conflict("the nodes were taken by other requests meanwhile; try again")
-    operations: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for node in chosen:
-        try:
-            op = await engine.submit(node.name, "deploy", params={"image": image}, actor=actor)
-            operations[node.name] = op["id"]
-        except ProvisionError as exc:
-            errors[node.name] = exc.message
+    ops, errors = await engine.submit_many(
+        [n.name for n in chosen], "deploy", params={"image": image}, actor=actor
+    )
+    operations = {name: op["id"] for name, op in ops.items()}
     return {**(await show(db, alloc_id)), "operations": operations, "errors": errors}
 
 
@@ -323,16 +319,13 @@ async def release(
         events.record(s, "allocation.release", f"allocation {a.id}: releasing "
                       f"{node or 'every node'}", actor=actor,
                       data={"allocation": a.id, "nodes": [n for n, _ in targets]})  # fmt: skip
-    operations: dict[str, str] = {}
-    errors: dict[str, str] = {}
-    for name, state in targets:
-        if state in ("available", "cleaning", "clean-wait", "releasing"):
-            continue
-        try:
-            op = await engine.submit(name, "undeploy", actor=actor)
-            operations[name] = op["id"]
-        except ProvisionError as exc:
-            errors[name] = exc.message
+    ops, errors = await engine.submit_many(
+        [name for name, state in targets
+         if state not in ("available", "cleaning", "clean-wait", "releasing")],
+        "undeploy",
+        actor=actor,
+    )  # fmt: skip
+    operations = {name: op["id"] for name, op in ops.items()}
     return {**(await show(db, alloc_id)), "operations": operations, "errors": errors}
 
 

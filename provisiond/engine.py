@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,66 +199,9 @@ class Engine:
     ) -> dict[str, Any]:
         """Validate and record an action; returns the operation. Raises NotFound, Conflict."""
         act = Action(action)
-        params = dict(params or {})
         try:
             async with self.db.write() as s:
-                node = await resolve_node(s, node_ref, tenant_id=tenant_id, for_update=True)
-                busy = (
-                    await s.scalars(
-                        select(Operation).where(
-                            Operation.node_id == node.id,
-                            Operation.state.in_(ACTIVE_OPERATION_STATES),
-                        )
-                    )
-                ).first()
-                if busy is not None and act not in FLAG_ACTIONS:
-                    raise NodeBusy(
-                        f"node {node.name} is busy with operation {busy.id} ({busy.kind}, "
-                        f"{busy.state}); retry when it ends",
-                        node=node.name,
-                        operation=busy.id,
-                    )
-                flags = NodeFlags(node.maintenance, node.protected, node.retired)
-                new_state = check_action(node.state, act, flags)
-                if act in (Action.DEPLOY, Action.REBUILD):
-                    await self._check_image(s, params.get("image"), act)
-                now = utcnow()
-                op = Operation(
-                    id=new_id(),
-                    kind=act.value,
-                    node_id=node.id,
-                    params=params,
-                    requested_by=actor,
-                    max_attempts=self.cfg.max_attempts,
-                    step="0",
-                    created_at=now,
-                )
-                if act in FLAG_ACTIONS:
-                    # Flags are bookkeeping, not work: done at once, and allowed while another
-                    # operation runs (maintenance is what an operator sets when one hangs).
-                    self._apply_flag(node, act, params)
-                    op.state = "succeeded"
-                    op.result = {"node": node.name, "maintenance": node.maintenance}
-                    op.started_at = op.finished_at = now
-                else:
-                    if new_state is not None:
-                        node.target_state = self._target_of(act)
-                        self._move(s, node, act.value, op_id=op.id, actor=actor, now=now)
-                        op.deadline = self._deadline_for(node.state, now)
-                    else:
-                        op.deadline = self._deadline_for("power", now)
-                s.add(op)
-                await s.flush()
-                events.record(
-                    s,
-                    "operation",
-                    f"{act.value} requested ({op.state})",
-                    node_id=node.id,
-                    operation_id=op.id,
-                    actor=actor,
-                    data={"params": params} if params else None,
-                )
-                result = operation_dict(op, node.name)
+                result = await self._admit(s, node_ref, act, dict(params or {}), actor, tenant_id)
         except IntegrityError as exc:
             raise NodeBusy(
                 f"node {node_ref} is busy with another operation; retry when it ends",
@@ -266,6 +209,112 @@ class Engine:
             ) from exc
         self._wake.set()
         return result
+
+    async def submit_many(
+        self,
+        node_refs: Sequence[str],
+        action: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        tenant_id: int | None = None,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """The same action for many nodes in one transaction (an allocation of 50 nodes is one
+        commit, not 50): (operations by node, refusals by node). A node refused (busy, not
+        allowed in its state, unknown) does not stop the others."""
+        act = Action(action)
+        ops: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        try:
+            async with self.db.write() as s:
+                for ref in node_refs:
+                    try:
+                        ops[ref] = await self._admit(
+                            s, ref, act, dict(params or {}), actor, tenant_id
+                        )
+                    except ProvisionError as exc:  # raised before anything of it was written
+                        errors[ref] = exc.message
+        except IntegrityError:
+            # another admission raced one of these nodes: admit them one by one
+            ops, errors = {}, {}
+            for ref in node_refs:
+                try:
+                    ops[ref] = await self.submit(
+                        ref, action, params=params, actor=actor, tenant_id=tenant_id
+                    )
+                except ProvisionError as exc:
+                    errors[ref] = exc.message
+        self._wake.set()
+        return ops, errors
+
+    async def _admit(
+        self,
+        s: AsyncSession,
+        node_ref: str,
+        act: Action,
+        params: dict[str, Any],
+        actor: str | None,
+        tenant_id: int | None,
+    ) -> dict[str, Any]:
+        """One node's admission inside the caller's transaction: every check comes before the
+        first write, so a refusal leaves the transaction as it was."""
+        node = await resolve_node(s, node_ref, tenant_id=tenant_id, for_update=True)
+        busy = (
+            await s.scalars(
+                select(Operation).where(
+                    Operation.node_id == node.id,
+                    Operation.state.in_(ACTIVE_OPERATION_STATES),
+                )
+            )
+        ).first()
+        if busy is not None and act not in FLAG_ACTIONS:
+            raise NodeBusy(
+                f"node {node.name} is busy with operation {busy.id} ({busy.kind}, "
+                f"{busy.state}); retry when it ends",
+                node=node.name,
+                operation=busy.id,
+            )
+        flags = NodeFlags(node.maintenance, node.protected, node.retired)
+        new_state = check_action(node.state, act, flags)
+        if act in (Action.DEPLOY, Action.REBUILD):
+            await self._check_image(s, params.get("image"), act)
+        now = utcnow()
+        op = Operation(
+            id=new_id(),
+            kind=act.value,
+            node_id=node.id,
+            params=params,
+            requested_by=actor,
+            max_attempts=self.cfg.max_attempts,
+            step="0",
+            created_at=now,
+        )
+        if act in FLAG_ACTIONS:
+            # Flags are bookkeeping, not work: done at once, and allowed while another
+            # operation runs (maintenance is what an operator sets when one hangs).
+            self._apply_flag(node, act, params)
+            op.state = "succeeded"
+            op.result = {"node": node.name, "maintenance": node.maintenance}
+            op.started_at = op.finished_at = now
+        else:
+            if new_state is not None:
+                node.target_state = self._target_of(act)
+                self._move(s, node, act.value, op_id=op.id, actor=actor, now=now)
+                op.deadline = self._deadline_for(node.state, now)
+            else:
+                op.deadline = self._deadline_for("power", now)
+        s.add(op)
+        await s.flush()
+        events.record(
+            s,
+            "operation",
+            f"{act.value} requested ({op.state})",
+            node_id=node.id,
+            operation_id=op.id,
+            actor=actor,
+            data={"params": params} if params else None,
+        )
+        return operation_dict(op, node.name)
 
     @staticmethod
     async def _check_image(s: AsyncSession, name: Any, act: Action) -> None:

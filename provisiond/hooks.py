@@ -18,7 +18,7 @@ from sqlalchemy import select
 from provisiond import events
 from provisiond.db import Database
 from provisiond.engine import Engine
-from provisiond.errors import Conflict, FieldProblem, ValidationError
+from provisiond.errors import FieldProblem, ValidationError
 from provisiond.hostlist import HostlistError, compress, expand
 from provisiond.lifecycle import Action
 from provisiond.models import ACTIVE_OPERATION_STATES, Node, Operation
@@ -54,7 +54,7 @@ async def slurm(
                 .where(Node.name.in_(list(found)), Operation.state.in_(ACTIVE_OPERATION_STATES))
             )
         }
-    operations: dict[str, str] = {}
+    wanted: list[str] = []
     skipped: dict[str, str] = {}
     unknown = [n for n in names if n not in found]
     for name in names:
@@ -75,12 +75,11 @@ async def slurm(
                 else f"busy with operation {op_id} ({kind}); SLURM will retry"
             )
             continue
-        try:
-            op = await engine.submit(name, action.value, actor=actor, tenant_id=tenant_id)
-        except Conflict as exc:  # busy with another operation, or not allowed now
-            skipped[name] = exc.message
-            continue
-        operations[name] = op["id"]
+        wanted.append(name)
+    # one transaction for the lot; a node busy or not allowed now is skipped with the reason
+    ops, refused = await engine.submit_many(wanted, action.value, actor=actor, tenant_id=tenant_id)
+    operations = {name: op["id"] for name, op in ops.items()}
+    skipped |= refused
     batch = str(uuid.uuid4())
     result = {
         "id": batch,

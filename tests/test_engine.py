@@ -91,6 +91,26 @@ async def test_concurrent_requests_admit_exactly_one(rack: Api) -> None:
     assert n == 1
 
 
+async def test_submit_many_admits_each_node_or_says_why_not(rack: Api) -> None:
+    fakebmc.set_behaviour("127.0.0.1:7001", delay=0.5)
+    first = await act(rack, "r01n01", "manage")
+    engine = rack.services.engine
+    ops, refused = await engine.submit_many(
+        ["r01n01", "r01n02", "nope", "r01n03"], "manage", actor="t"
+    )
+    assert set(ops) == {"r01n02", "r01n03"}, (ops, refused)
+    assert set(refused) == {"r01n01", "nope"}
+    assert "busy" in refused["r01n01"] and "nope" in refused["nope"]
+    for op in (first, *ops.values()):
+        assert (await wait_op(rack, op["id"]))["state"] == "succeeded"
+    # a refusal wrote nothing: r01n01 has its first operation only
+    async with rack.services.db.read() as s:
+        n = await s.scalar(
+            select(func.count()).select_from(Operation).join(Node).where(Node.name == "r01n01")
+        )
+    assert n == 1
+
+
 async def test_illegal_action_names_state_and_allowed_actions(rack: Api) -> None:
     p = await act(rack, "r01n01", "deploy", expect=409)
     assert p["state"] == "enrolled"
