@@ -27,11 +27,13 @@ from provisiond.engine import Engine
 from provisiond.errors import Conflict, FieldProblem, NotFound, ValidationError
 from provisiond.firmware import FirmwareService
 from provisiond.models import (
+    ACTIVE_OPERATION_STATES,
     Allocation,
     FabricPartition,
     Image,
     Nic,
     Node,
+    Operation,
     PortBinding,
     Rack,
     Tenant,
@@ -329,11 +331,18 @@ async def release(
     return {**(await show(db, alloc_id)), "operations": operations, "errors": errors}
 
 
-async def settle(db: Database) -> int:
+# states a node being released passes through by itself (or waits in for an operator)
+_RELEASE_UNDERWAY = ("available", "releasing", "cleaning", "clean-wait", "clean-failed")
+
+
+async def settle(db: Database, engine: Engine | None = None) -> int:
     """Free released nodes that are back to ``available`` and out of their tenant's networks
     (every port on the provisioning network, no GUID in a tenant partition: the follower moves
     them first, so a node never leaves a tenant still wired into it); mark allocations
-    released once empty. Returns how many nodes were freed."""
+    released once empty. With ``engine``: undeploy released nodes that the release found
+    busy (still deploying) once their operation ended. Returns how many nodes were freed."""
+    if engine is not None:
+        await _undeploy_stranded(db, engine)
     async with db.read() as s:
         rows = list(
             await s.execute(
@@ -389,3 +398,37 @@ async def settle(db: Database) -> int:
                 events.record(s, "allocation.released", f"allocation {a.id} released",
                               data={"allocation": a.id})  # fmt: skip
         return freed
+
+
+async def _undeploy_stranded(db: Database, engine: Engine) -> None:
+    """Nodes of a releasing allocation (or released one by one) that are not on their way back
+    (a release that found them deploying could not undeploy them then) and have no operation
+    running: undeploy them now."""
+    async with db.read() as s:
+        rows = list(
+            await s.execute(
+                select(Node.name, Allocation)
+                .join(Allocation, Allocation.id == Node.allocation_id)
+                .where(
+                    Node.state.not_in(_RELEASE_UNDERWAY),
+                    ~select(Operation.id)
+                    .where(
+                        Operation.node_id == Node.id,
+                        Operation.state.in_(ACTIVE_OPERATION_STATES),
+                    )
+                    .exists(),
+                )
+            )
+        )
+    names = [
+        name
+        for name, a in rows
+        if a.state == RELEASING or name in (a.releasing_nodes or {}).get("nodes", [])
+    ]
+    if not names:
+        return
+    ops, refused = await engine.submit_many(names, "undeploy", actor="provisiond")
+    if ops:
+        log.info("allocation sweep: undeploying %s (released while busy)", ", ".join(sorted(ops)))
+    for name, why in sorted(refused.items()):
+        log.debug("allocation sweep: %s not undeployed: %s", name, why)

@@ -30,7 +30,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +59,9 @@ from provisiond.db import Database
 from provisiond.errors import ConfigError, Conflict, FieldProblem, NotFound, ValidationError
 from provisiond.loop import ReconcileLoop
 from provisiond.models import Fabric, FabricPartition, Tenant, utcnow
+
+if TYPE_CHECKING:
+    from provisiond.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -709,6 +712,8 @@ class PartitionReconciler(ReconcileLoop):
         self.settings = settings
         self.owner = owner
         self._locks: dict[int, asyncio.Lock] = {}
+        # set by the app: the allocation sweep undeploys nodes whose release found them busy
+        self.engine: Engine | None = None
 
     async def tick(self) -> None:
         # tenants being deleted go once their keys and VLAN are confirmed free
@@ -716,10 +721,18 @@ class PartitionReconciler(ReconcileLoop):
         from provisiond.follower import follow
         from provisiond.tenants import finish_deletions
 
-        await settle(self.db)
-        await finish_deletions(self.db)
-        if await follow(self.db):
-            self.wake()
+        # each on its own: one failing (a database hiccup, a bug) must not stop the others,
+        # nor the fabric passes below
+        for what, step in (
+            ("allocation sweep", lambda: settle(self.db, self.engine)),
+            ("tenant deletions", lambda: finish_deletions(self.db)),
+            ("network follower", lambda: follow(self.db)),
+        ):
+            try:
+                if await step() and what == "network follower":
+                    self.wake()
+            except Exception:
+                log.exception("fabric loop: %s failed", what)
         now = utcnow()
         drift_before = now - dt.timedelta(seconds=self.settings.drift_interval)
         ready = or_(Fabric.next_attempt_at.is_(None), Fabric.next_attempt_at <= now)

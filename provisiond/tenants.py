@@ -24,7 +24,15 @@ from drivers.switch.base import VLAN_MAX, VLAN_MIN, parse_vlan_ranges
 from provisiond import events, partitions
 from provisiond.db import Database
 from provisiond.errors import Conflict, FieldProblem, NotFound, ValidationError
-from provisiond.models import Fabric, FabricPartition, Node, PortBinding, Switch, Tenant
+from provisiond.models import (
+    Allocation,
+    Fabric,
+    FabricPartition,
+    Node,
+    PortBinding,
+    Switch,
+    Tenant,
+)
 
 ACTIVE, DELETING = "active", "deleting"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -186,6 +194,9 @@ async def finish_deletions(db: Database) -> list[str]:
                 continue
             if t.vlan is not None and t.vlan in await _vlans_on_ports(s):
                 continue
+            # its allocations are all released (a tenant holding nodes is not deleted); their
+            # history stays in the events
+            await s.execute(delete(Allocation).where(Allocation.tenant_id == t.id))
             await s.execute(delete(Tenant).where(Tenant.id == t.id))
             events.record(s, "tenant.deleted", f"tenant {t.name} deleted; VLAN {t.vlan} free",
                           data={"tenant": t.name, "vlan": t.vlan})  # fmt: skip

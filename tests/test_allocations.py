@@ -159,3 +159,48 @@ async def test_firmware_verdict_constraint(api: Api) -> None:
     status, out = await allocate(api, "globex", 6 - 1 - len(compliant))
     assert status == 201, out
     assert "r01n01" not in {n["name"] for n in out["nodes"]}
+
+
+async def test_release_while_deploying_then_delete_the_tenant(api: Api) -> None:
+    """A release that finds a node still deploying cannot undeploy it then: the sweep does it
+    once the deploy ends. The tenant, once empty, is deleted for good (its released
+    allocations with it)."""
+    await setup(api, racks=1, per_rack=2)
+    status, mine = await allocate(api, "acme", 1)
+    assert status == 201, mine
+    name = mine["nodes"][0]["name"]
+    for _ in range(200):
+        async with api.services.db.read() as s:
+            state = await s.scalar(select(Node.state).where(Node.name == name))
+        if state == "deploy-wait":
+            break
+        await asyncio.sleep(0.05)
+    assert state == "deploy-wait"
+    r = await api.req("DELETE", f"/v1/allocations/{mine['id']}")
+    out = await r.json()
+    assert r.status == 202 and out["state"] == "releasing" and "busy" in out["errors"][name], out
+    await api.services.engine.resume(name)  # the image booted: the deploy ends (active)
+    done: dict[str, Any] = {}
+    for _ in range(300):
+        r = await api.req("GET", f"/v1/allocations/{mine['id']}")
+        done = await r.json()
+        if done["state"] == "released":
+            break
+        await asyncio.sleep(0.1)
+    assert done["state"] == "released" and done["nodes"] == [], done
+    async with api.services.db.read() as s:
+        kinds = list(await s.scalars(
+            select(Operation.kind).join(Node).where(Node.name == name).order_by(Operation.created_at)
+        ))  # fmt: skip
+    assert kinds == ["deploy", "undeploy"], kinds
+
+    r = await api.req("DELETE", "/v1/tenants/acme")
+    assert r.status in (200, 202), await r.text()
+    for _ in range(100):
+        r = await api.req("GET", "/v1/tenants/acme")
+        if r.status == 404:
+            break
+        await asyncio.sleep(0.1)
+    assert r.status == 404, await r.text()
+    r = await api.req("GET", f"/v1/allocations/{mine['id']}")
+    assert r.status == 404

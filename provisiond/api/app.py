@@ -76,6 +76,7 @@ async def open_services(settings: Settings) -> Services:
         owner=engine.owner,
     )
     partitions = PartitionReconciler(db, box, settings.fabrics, owner=engine.owner)
+    partitions.engine = engine
     return Services(
         settings=settings,
         db=db,
