@@ -280,6 +280,42 @@ async def show(db: Database, alloc_id: str, *, tenant_scope: int | None = None) 
                 select(Node.name, Node.state).where(Node.allocation_id == a.id).order_by(Node.name)
             )
         ]
+    return _alloc_dict(a, tenant, nodes)
+
+
+async def list_allocations(
+    db: Database,
+    *,
+    tenant: str | None = None,
+    include_released: bool = False,
+    tenant_scope: int | None = None,
+) -> list[dict[str, Any]]:
+    """Allocations (of ``tenant``; a tenant token's own only), oldest first, with their
+    nodes' states; released ones only when asked."""
+    async with db.read() as s:
+        stmt = (
+            select(Allocation, Tenant.name)
+            .join(Tenant, Tenant.id == Allocation.tenant_id)
+            .order_by(Allocation.created_at, Allocation.id)
+        )
+        if tenant is not None:
+            stmt = stmt.where(Tenant.name == tenant)
+        if tenant_scope is not None:
+            stmt = stmt.where(Allocation.tenant_id == tenant_scope)
+        if not include_released:
+            stmt = stmt.where(Allocation.state != RELEASED)
+        rows = list(await s.execute(stmt))
+        nodes: dict[str, list[dict[str, Any]]] = {}
+        for alloc_id, name, state in await s.execute(
+            select(Node.allocation_id, Node.name, Node.state)
+            .where(Node.allocation_id.in_([a.id for a, _ in rows]))
+            .order_by(Node.name)
+        ):
+            nodes.setdefault(str(alloc_id), []).append({"name": name, "state": state})
+    return [_alloc_dict(a, t, nodes.get(a.id, [])) for a, t in rows]
+
+
+def _alloc_dict(a: Allocation, tenant: str | None, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "id": a.id,
         "tenant": tenant,

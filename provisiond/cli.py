@@ -1037,6 +1037,9 @@ def build_parser() -> argparse.ArgumentParser:
     from provisiond.cli_firmware import register as register_firmware
 
     register_firmware(sub, cmd, remote)
+    from provisiond.cli_tenancy import register as register_tenancy
+
+    register_tenancy(sub, cmd, remote)
 
     op = sub.add_parser("op", help="operations").add_subparsers(dest="sub", required=True)
     os_ = cmd(op, "show", cmd_op_show, "show an operation", remote)

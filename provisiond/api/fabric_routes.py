@@ -132,6 +132,14 @@ async def create_allocation(call: Call) -> web.StreamResponse:
     return _json(out, 201)
 
 
+async def list_allocations(call: Call) -> web.StreamResponse:
+    q: sc.AllocationListQuery = call.query
+    items = await allocations.list_allocations(
+        call.services.db, tenant=q.tenant, include_released=q.all, tenant_scope=call.who.scope
+    )
+    return _json({"items": items})
+
+
 async def get_allocation(call: Call) -> web.StreamResponse:
     return _json(
         await allocations.show(call.services.db, call.match("id"), tenant_scope=call.who.scope)
@@ -227,6 +235,9 @@ def fabric_routes() -> list[Route]:
               description="Picks available nodes matching the constraints (spread across racks "
               "unless spread is false), reserves them atomically (two requests never get one "
               "node) and deploys each with the image; 409 with how many match when too few."),
+        Route("GET", "/v1/allocations", list_allocations, "Allocations, oldest first",
+              "tenants", EVERYONE_BUT_SCHEDULER, query=sc.AllocationListQuery,
+              description="A tenant token sees its own tenant's only."),
         Route("GET", "/v1/allocations/{id}", get_allocation, "An allocation and its nodes",
               "tenants", EVERYONE_BUT_SCHEDULER, path_params={"id": "allocation id"}),
         Route("DELETE", "/v1/allocations/{id}", release_allocation, "Release an allocation",

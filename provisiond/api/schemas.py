@@ -313,6 +313,11 @@ class NodeNetworkIn(_Body):
     vlan: int | None = Field(None, ge=1, le=4094)
 
 
+class AllocationListQuery(_In):
+    tenant: str | None = Field(None, description="only this tenant's allocations")
+    all: bool = Field(False, description="released ones too (default: active and releasing)")
+
+
 class ReleaseQuery(_In):
     leave: bool = Field(
         False, description="forget the port at once, left as it is on the switch (no quarantine)"

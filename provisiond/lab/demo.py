@@ -1,10 +1,14 @@
-"""`make demo`: the story so far, told against a real daemon on SQLite and lab BMCs.
+"""`make demo`: the whole story, told against a real daemon on SQLite and lab devices.
 
 Starts `provisiond lab bmc` (eight virtual IPMI BMCs on 127.0.0.1:6230-6237, the ports
-examples/rack-r01.yaml names; the last one with a changed password), two lab switches (Cumulus
-NVUE leaf1 on TCP 2201, the rack file's; Arista EOS leaf2 on 2202) and `provisiond serve` as
-child processes on a fresh data directory, then drives the daemon only through the CLI, as an
-operator would. Stops them all (by their pids) on exit, Ctrl-C included.
+examples/rack-r01.yaml names, the last one with a changed password, and the lab hosts behind
+them, which boot over HTTP and call back), two lab switches (Cumulus NVUE leaf1 on TCP 2201,
+the rack file's; Arista EOS leaf2 on 2202), a lab UFM (2203), the lab Redfish service (8000)
+and `provisiond serve` as child processes on a fresh data directory, then drives the daemon
+through the CLI, as an operator would: enroll two racks, verify, inspect, firmware check,
+switches and InfiniBand partitions, two tenants with a node each, the isolation audit, release.
+Stops them all (by their pids) on exit, Ctrl-C included; without --oneshot the daemon keeps
+running until then.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CATALOG = ROOT / "firmware_db" / "catalogs" / "example.yaml"
 
 BROKEN_RACK = """\
 rack: r01
@@ -46,11 +52,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _busy_ports() -> list[str]:
+    """The lab's fixed ports (the example files name them) that something already holds."""
+    wanted = [(socket.SOCK_DGRAM, p, "udp") for p in range(LAB_BASE_PORT, LAB_BASE_PORT + 8)]
+    wanted += [(socket.SOCK_STREAM, p, "tcp") for p in (LEAF1_PORT, LEAF2_PORT, UFM_PORT,
+                                                         REDFISH_PORT)]  # fmt: skip
+    busy = []
+    for kind, port, proto in wanted:
+        with socket.socket(socket.AF_INET, kind) as s:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{proto}/{port}")
+    return busy
+
+
 def _say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
 
 
-def _run(env: dict[str, str], *args: str, show: bool = True, check: bool = True) -> str:
+def _run(
+    env: dict[str, str], *args: str, show: bool = True, check: bool = True, timeout: float = 120
+) -> str:
     if show:
         print(f"$ provisiond {' '.join(args)}", flush=True)
     res = subprocess.run(
@@ -58,7 +83,7 @@ def _run(env: dict[str, str], *args: str, show: bool = True, check: bool = True)
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     out = res.stdout + res.stderr
     if show and out:
@@ -167,6 +192,46 @@ def _wait_in_sync(env: dict[str, str], switch: str, timeout: float = 90) -> None
     print(f"({switch}: not all ports in sync after {timeout:.0f} s)")
 
 
+def _wait_networks(
+    env: dict[str, str], ports: dict[str, int], members: dict[str, set[str]], timeout: float = 90
+) -> float:
+    """Wait until leaf1 reads back each port of ``ports`` as an access port of its VLAN and ufm0
+    each partition of ``members`` with exactly those GUIDs, nothing pending (the follower sets
+    the desired state as the nodes' states change, the reconcilers apply and read back);
+    return the seconds it took."""
+    started = time.monotonic()
+    while True:
+        sw = json.loads(_run(env, "switch", "show", "leaf1", "--json", show=False))
+        seen = {b["port"]: b for b in sw["bindings"]}
+        ports_ok = all(
+            port in seen
+            and seen[port]["in_sync"]
+            and (seen[port]["observed"] or {}).get("vlan") == vlan
+            and (seen[port]["desired"] or {}).get("vlan") == vlan
+            for port, vlan in ports.items()
+        )
+        fab = json.loads(_run(env, "fabric", "show", "ufm0", "--json", show=False))
+        observed = {p["name"]: set(p["members"]) for p in fab["view"]["observed"] or []}
+        desired = {p["name"]: set(p["members"]) for p in fab["view"]["desired"]}
+        keys_ok = not fab["pending"] and all(
+            observed.get(name) == guids and desired.get(name) == guids
+            for name, guids in members.items()
+        )
+        if ports_ok and keys_ok:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the tenant networks did not settle within {timeout:.0f} s")
+        time.sleep(0.3)
+
+
+def _alloc_id(out: str) -> str:
+    """The id in `alloc create`'s first line: "allocation ID for TENANT: ..."."""
+    first = out.splitlines()[0].split()
+    if len(first) < 2 or first[0] != "allocation":
+        raise RuntimeError(f"unexpected answer from alloc create: {out[:200]!r}")
+    return first[1]
+
+
 REDFISH_PORT = 8000  # examples/rack-r02.csv
 
 
@@ -263,13 +328,19 @@ def _lab_assets(data_dir: Path) -> None:
 def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
     data_dir = data_dir.resolve()
     marker = data_dir / ".provisiond-demo"
+    if data_dir.exists() and any(data_dir.iterdir()) and not marker.exists():
+        print(
+            f"demo: {data_dir} is not empty and is not a demo directory; refusing to wipe it",
+            file=sys.stderr,
+        )
+        return 2
+    busy = _busy_ports()
+    if busy:
+        # another demo (or anything else) holds them: say so before wiping anything
+        print(f"demo: port(s) {', '.join(busy)} on 127.0.0.1 in use (another demo running?); "
+              "the lab needs them", file=sys.stderr)  # fmt: skip
+        return 1
     if data_dir.exists() and any(data_dir.iterdir()):
-        if not marker.exists():
-            print(
-                f"demo: {data_dir} is not empty and is not a demo directory; refusing to wipe it",
-                file=sys.stderr,
-            )
-            return 2
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by `provisiond lab demo`; wiped by the next demo run\n")
@@ -395,7 +466,17 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         print(json.dumps({k: found.get(k) for k in ("system", "cpu", "memory", "firmware",
                                                     "lldp")}, indent=2))  # fmt: skip
 
-        _say("Deploy an image: stateless netboot, the image calls back when it is up")
+        _say("Firmware: a catalog of known versions, then every node of r01 judged against it")
+        _run(env, "catalog", "import", str(CATALOG))
+        _run(env, "firmware", "check", "--rack", "r01", check=False)
+        _run(env, "firmware", "check", "r01n01", check=False)
+        print("(r01n01, r01n02 and r01n04 were inspected: the example catalog knows Dell, HPE")
+        print(" and Supermicro X13DEI parts, not the lab's boards, so their readings are unknown")
+        print(" components: warn, not blocked, and they may be provided. The others reported no")
+        print(" firmware yet. A blocked node is provided only if an admin overrides (with a")
+        print(" reason))")
+
+        _say("Deploy an image by hand: stateless netboot, the image calls back when it is up")
         _run(env, "image", "add", "lab-image", "--kernel", "images/lab/vmlinuz",
              "--initrd", "images/lab/initrd.img", "--cmdline", "ro console=ttyS0")  # fmt: skip
         _run(env, "node", "provide", "r01n04", "--wait")
@@ -441,51 +522,104 @@ def run_demo(*, oneshot: bool, data_dir: Path, port: int = 0) -> int:
         _say("A VLAN outside the switch's allow-list is refused before anything is sent")
         _run(env, "switch", "port", "leaf2", "Ethernet3", "--access", "300", check=False)
 
-        _say("InfiniBand: one P_Key per tenant on the lab UFM (only the difference is sent)")
+        _say("InfiniBand by hand: partitions on the lab UFM (only the difference is sent)")
         token_file = data_dir / "ufm-token"
         token_file.write_text(UFM_TOKEN + "\n")
         _run(env, "fabric", "add", "ufm0", "--driver", "ufm",
              "--set", f"url=http://127.0.0.1:{UFM_PORT}", "--set", "auth=token",
              "--token-file", str(token_file), "--pkey-range", "0x0100-0x01ff")  # fmt: skip
-        _run(env, "fabric", "partition", "ufm0", "tenant_a", "--ipoib", "--full",
+        _run(env, "fabric", "partition", "ufm0", "manual_a", "--ipoib", "--full",
              "0x0002c90300001001", "0x0002c90300001002")  # fmt: skip
-        _run(env, "fabric", "partition", "ufm0", "tenant_b", "--ipoib", "--full",
+        _run(env, "fabric", "partition", "ufm0", "manual_b", "--ipoib", "--full",
              "0x0002c90300001003", "0x0002c90300001004")  # fmt: skip
         seen = _fabric_applied(url, token, "ufm0", 0)
-        _say("r01n02 moves from tenant_a to tenant_b: two member changes, nothing else")
-        _run(env, "fabric", "partition", "ufm0", "tenant_a", "--pkey", "0x0100", "--ipoib",
+        _say("r01n02 moves from manual_a to manual_b: two member changes, nothing else")
+        _run(env, "fabric", "partition", "ufm0", "manual_a", "--pkey", "0x0100", "--ipoib",
              "--full", "0x0002c90300001001")  # fmt: skip
-        _run(env, "fabric", "partition", "ufm0", "tenant_b", "--pkey", "0x0101", "--ipoib",
+        _run(env, "fabric", "partition", "ufm0", "manual_b", "--pkey", "0x0101", "--ipoib",
              "--full", *(f"0x0002c9030000100{i}" for i in (2, 3, 4)))  # fmt: skip
-        _fabric_applied(url, token, "ufm0", seen)
+        seen = _fabric_applied(url, token, "ufm0", seen)
         _run(env, "fabric", "show", "ufm0")
         _say("The default partition's key is never a tenant's: refused before anything is sent")
-        _run(env, "fabric", "partition", "ufm0", "tenant_c", "--pkey", "0x7fff", check=False)
+        _run(env, "fabric", "partition", "ufm0", "manual_c", "--pkey", "0x7fff", check=False)
+        _say("Hand-made partitions go: from here on, tenants' partitions are provisiond's")
+        _run(env, "fabric", "remove", "ufm0", "0x0100")
+        _run(env, "fabric", "remove", "ufm0", "0x0101")
+        seen = _fabric_applied(url, token, "ufm0", seen)
 
         _say("Tenants: one VLAN on every switch and a P_Key on every fabric, in one transaction")
+        _run(env, "tenant", "create", "acme")
+        _run(env, "tenant", "create", "globex")
+        seen = _fabric_applied(url, token, "ufm0", seen)
+        _run(env, "tenant", "list")
+        tenants = {
+            t: json.loads(_run(env, "tenant", "show", t, "--json", show=False))
+            for t in ("acme", "globex")
+        }
+
+        _say("The pool: the inspected r01n01 and r01n02 are provided (cleaning, then available)")
+        _run(env, "node", "provide", "r01n01", "r01n02", "--wait")
+
+        _say("Allocations: each tenant asks for a node; provisiond picks, reserves and deploys it")
+        print("(the lab hosts boot the image over HTTP and call back: the deploys complete)")
+        allocs = {}
         for tenant in ("acme", "globex"):
-            print(f'$ POST /v1/tenants {{"name": "{tenant}"}}')
-            try:
-                t = _api(url, token, "/v1/tenants", {"name": tenant})
-                keys = ", ".join(f"{k['fabric']} {k['pkey']}" for k in t["pkeys"])
-                print(f"tenant {t['name']}: VLAN {t['vlan']}, P_Key {keys or '-'}")
-            except (OSError, ValueError) as exc:
-                print(f"(tenant {tenant}: {exc})")
+            out = _run(env, "alloc", "create", tenant, "--count", "1", "--image", "lab-image",
+                       "--wait", "--timeout", "300", timeout=330)  # fmt: skip
+            allocs[tenant] = _alloc_id(out)
+        _say("Asking for more than is free: refused, with what is free, nothing reserved")
+        _run(env, "alloc", "create", "acme", "--count", "4", "--image", "lab-image", check=False)
+        _run(env, "alloc", "list")
+        _run(env, "tenant", "show", "acme")
+
+        _say("The networks follow: each active node on its tenant's VLAN and in its partition")
+        ports: dict[str, int] = {}
+        members: dict[str, set[str]] = {}
+        for tenant, alloc_id in allocs.items():
+            shown = json.loads(_run(env, "alloc", "show", alloc_id, "--json", show=False))
+            members[f"tenant_{tenant}"] = set()
+            for n in shown["nodes"]:
+                node = json.loads(_run(env, "node", "show", n["name"], "--json", show=False))
+                for nic in node["nics"]:
+                    if nic.get("switch") == "leaf1" and nic.get("port"):
+                        ports[nic["port"]] = tenants[tenant]["vlan"]
+                    if nic.get("guid"):
+                        members[f"tenant_{tenant}"].add(nic["guid"])
+        took = _wait_networks(env, ports, members)
+        print(f"(the follower set them as the nodes became active; the reconcilers applied and "
+              f"read them back: {took:.1f} s after the deploys ended)")  # fmt: skip
+        _run(env, "switch", "show", "leaf1")
+        _run(env, "fabric", "show", "ufm0")
+
         _say("The isolation audit: every managed port and partition, read from the devices")
-        _run(env, "fabric", "audit", check=False)
+        _run(env, "fabric", "audit")
+
+        _say("Release: undeploy, cleaning; the nodes leave their tenants once back on provisioning")
+        for alloc_id in allocs.values():
+            _run(env, "alloc", "release", alloc_id, "--wait", "--timeout", "300", timeout=330)
+        took = _wait_networks(env, dict.fromkeys(ports, 100),
+                              {name: set() for name in members})  # fmt: skip
+        print(f"(ports back on the provisioning VLAN, GUIDs out of the tenants' partitions, read "
+              f"back from the devices: {took:.1f} s after the releases ended)")  # fmt: skip
+        _run(env, "switch", "show", "leaf1")
+        _run(env, "fabric", "show", "ufm0")
+        _run(env, "fabric", "audit")
+        _run(env, "alloc", "list", "--all")
+        _run(env, "tenant", "list")
 
         _say("Maintenance with a reason; filtered listing")
         _run(env, "node", "maintenance-on", "r01n03", "--reason", "PSU swap, ticket 4711", "--wait")
         _run(env, "node", "list", "--maintenance", "true")
 
         _say("An action the lifecycle does not allow answers 409 with the allowed actions")
-        _run(env, "node", "deploy", "r01n02", "--image", "lab-image", check=False)
+        _run(env, "node", "deploy", "r01n05", "--image", "lab-image", check=False)
 
         _say("Done")
-        print(f"API: {url}   (OpenAPI: {url}/v1/openapi.json)")
+        print(f"API:          {url}   (OpenAPI: {url}/v1/openapi.json)")
+        print(f"Admin token:  {token}")
         print(
             f"Try:  PROVISIOND_URL={url} PROVISIOND_TOKEN={token} "
-            f"{sys.executable} -m provisiond.cli node list"
+            f"{sys.executable} -m provisiond.cli alloc list --all"
         )
         if oneshot:
             return 0
