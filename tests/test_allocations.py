@@ -190,7 +190,8 @@ async def test_release_while_deploying_then_delete_the_tenant(api: Api) -> None:
     assert done["state"] == "released" and done["nodes"] == [], done
     async with api.services.db.read() as s:
         kinds = list(await s.scalars(
-            select(Operation.kind).join(Node).where(Node.name == name).order_by(Operation.created_at)
+            select(Operation.kind).join(Node).where(Node.name == name)
+            .order_by(Operation.created_at)
         ))  # fmt: skip
     assert kinds == ["deploy", "undeploy"], kinds
 
