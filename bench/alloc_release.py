@@ -588,6 +588,8 @@ def main() -> int:
     ap.add_argument("--tenants", type=int, default=10)
     ap.add_argument("--racks", type=int, default=10)
     ap.add_argument("--budget", type=float, default=1800, help="seconds for the whole run")
+    ap.add_argument("--full-only", action="store_true",
+                    help="the full run only (no ratio): for profiling the daemon")  # fmt: skip
     args = ap.parse_args()
     site = Site(args.nodes, args.tenants, args.racks)
     if not 1 <= site.per_rack <= 256 or not 1 <= site.tenants <= 90:
@@ -604,6 +606,8 @@ def main() -> int:
             alloc, release, cpu = run_full(lab, budget)
             print(f"full: allocate {alloc.wall:.1f} s {fmt(alloc.marks)}; release "
                   f"{release.wall:.1f} s {fmt(release.marks)}", flush=True)  # fmt: skip
+            if args.full_only:
+                return 0
             alone = run_alone(lab, budget)
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"bench failed: {exc}", file=sys.stderr)

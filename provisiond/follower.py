@@ -87,6 +87,8 @@ async def follow(db: Database) -> int:
             )
         )
     changed = 0
+    moves: list[tuple[str, str | None, int | None]] = []
+    why: dict[str, tuple[str, str]] = {}  # node id -> (name, state), for the refusals
     for node_id, name, state, tenant_id in rows:
         network, vlan = wanted(state, vlans.get(tenant_id) if tenant_id else None)
         have = bindings.get(node_id, [])
@@ -99,13 +101,18 @@ async def follow(db: Database) -> int:
         )
         if ok:
             continue
-        try:
-            await switches.bind_node(db, node_id, network=network, vlan=vlan, actor="follower")
-            changed += 1
-        except ProvisionError as exc:
+        moves.append((node_id, network, vlan))
+        why[node_id] = (name, state)
+    if moves:
+        # one transaction for every node that changed (hundreds when an allocation goes active)
+        refused = await switches.bind_nodes(db, moves, "follower")
+        changed += len(moves) - len(refused)
+        if refused:
             async with db.write() as s:
-                events.record(s, "network.follow_failed", f"{name}: {exc.message}",
-                              node_id=node_id, data={"state": state})  # fmt: skip
+                for node_id, message in refused.items():
+                    name, state = why[node_id]
+                    events.record(s, "network.follow_failed", f"{name}: {message}",
+                                  node_id=node_id, data={"state": state})  # fmt: skip
     # InfiniBand: each tenant partition holds exactly its active nodes' GUIDs (among the nodes
     # this module manages; members an operator added for other nodes stay)
     managed = {g for gs in guids.values() for g in gs}

@@ -396,6 +396,32 @@ async def bind_node(
     """Put every cabled Ethernet NIC of a node (switch + port known) on a system network
     (provisioning | quarantine: each switch's own VLAN) or an access VLAN. All or nothing:
     every port is checked against its switch first."""
+    async with db.write() as s:
+        return await _bind_in(s, node_ref, network=network, vlan=vlan, actor=actor)
+
+
+async def bind_nodes(
+    db: Database, moves: Sequence[tuple[str, str | None, int | None]], actor: str | None
+) -> dict[str, str]:
+    """Many ``(node, network, vlan)`` moves in one transaction (the follower moves hundreds of
+    nodes at once); a node refused does not stop the others. Returns the refusals by node."""
+    refused: dict[str, str] = {}
+    async with db.write() as s:
+        for node_ref, network, vlan in moves:
+            try:
+                await _bind_in(s, node_ref, network=network, vlan=vlan, actor=actor)
+            except ProvisionError as exc:  # raised before anything of it was written
+                problems = exc.problems if isinstance(exc, ValidationError) else []
+                refused[node_ref] = "; ".join(
+                    [exc.message, *(f"{p.where}: {p.message}" for p in problems)]
+                )
+    return refused
+
+
+async def _bind_in(
+    s: AsyncSession, node_ref: str, *, network: str | None, vlan: int | None, actor: str | None
+) -> dict[str, Any]:
+    """bind_node inside the caller's transaction: every check comes before the first write."""
     from provisiond.fabric import binding_dict
 
     if (network is None) == (vlan is None):
@@ -403,82 +429,81 @@ async def bind_node(
             "give a network or a vlan",
             [FieldProblem("network", "exactly one of network and vlan")],
         )
-    async with db.write() as s:
-        node: Node = await resolve_node(s, node_ref, for_update=True)
-        nics = list(
-            await s.scalars(
-                select(Nic).where(Nic.node_id == node.id, Nic.kind == "ethernet").order_by(Nic.id)
+    node: Node = await resolve_node(s, node_ref, for_update=True)
+    nics = list(
+        await s.scalars(
+            select(Nic).where(Nic.node_id == node.id, Nic.kind == "ethernet").order_by(Nic.id)
+        )
+    )
+    cabled = [n for n in nics if n.switch_name and n.switch_port]
+    names = sorted({n.switch_name for n in cabled if n.switch_name})
+    switches = {
+        sw.name: sw for sw in await s.scalars(select(Switch).where(Switch.name.in_(names)))
+    }
+    skipped = [
+        {"mac": n.mac, "reason": "no switch port known (rack file or LLDP)"}
+        for n in nics
+        if not (n.switch_name and n.switch_port)
+    ] + [
+        {"mac": n.mac, "reason": f"switch {n.switch_name} is not enrolled"}
+        for n in cabled
+        if n.switch_name not in switches
+    ]
+    plan: list[tuple[Switch, str, dict[str, Any]]] = []
+    problems: list[FieldProblem] = []
+    for n in cabled:
+        sw = switches.get(n.switch_name or "")
+        if sw is None:
+            continue
+        assert n.switch_port is not None
+        try:
+            want = access(system_vlan(sw, network)) if network else access(vlan or 0)
+            _check_port(sw, n.switch_port, want, f"{sw.name}:{n.switch_port}")
+        except ValueError as exc:
+            problems.append(FieldProblem("network", str(exc), value=network))
+            continue
+        except ValidationError as exc:
+            problems += exc.problems
+            continue
+        plan.append((sw, n.switch_port, want))
+    if problems:
+        raise ValidationError(f"node {node.name}: cannot bind its ports", problems)
+    out = []
+    for sw, port, want in plan:
+        b = await _binding(s, sw, port)
+        if b is None:
+            b = PortBinding(
+                switch_id=sw.id,
+                port=port,
+                desired=want,
+                desired_rev=1,
+                applied_rev=0,
+                status=PENDING,
             )
-        )
-        cabled = [n for n in nics if n.switch_name and n.switch_port]
-        names = sorted({n.switch_name for n in cabled if n.switch_name})
-        switches = {
-            sw.name: sw for sw in await s.scalars(select(Switch).where(Switch.name.in_(names)))
-        }
-        skipped = [
-            {"mac": n.mac, "reason": "no switch port known (rack file or LLDP)"}
-            for n in nics
-            if not (n.switch_name and n.switch_port)
-        ] + [
-            {"mac": n.mac, "reason": f"switch {n.switch_name} is not enrolled"}
-            for n in cabled
-            if n.switch_name not in switches
-        ]
-        plan: list[tuple[Switch, str, dict[str, Any]]] = []
-        problems: list[FieldProblem] = []
-        for n in cabled:
-            sw = switches.get(n.switch_name or "")
-            if sw is None:
-                continue
-            assert n.switch_port is not None
-            try:
-                want = access(system_vlan(sw, network)) if network else access(vlan or 0)
-                _check_port(sw, n.switch_port, want, f"{sw.name}:{n.switch_port}")
-            except ValueError as exc:
-                problems.append(FieldProblem("network", str(exc), value=network))
-                continue
-            except ValidationError as exc:
-                problems += exc.problems
-                continue
-            plan.append((sw, n.switch_port, want))
-        if problems:
-            raise ValidationError(f"node {node.name}: cannot bind its ports", problems)
-        out = []
-        for sw, port, want in plan:
-            b = await _binding(s, sw, port)
-            if b is None:
-                b = PortBinding(
-                    switch_id=sw.id,
-                    port=port,
-                    desired=want,
-                    desired_rev=1,
-                    applied_rev=0,
-                    status=PENDING,
-                )
-                s.add(b)
-            elif b.desired != want or b.releasing or b.status in (QUARANTINED, FAILED):
-                b.desired = want
-                b.desired_rev += 1
-                b.status, b.releasing, b.quarantine_owed = PENDING, False, False
-            b.source, b.node_id, b.network = "node", node.id, network
-            await s.flush()
-            out.append(binding_dict(b, sw.name, node.name))
-        events.record(
-            s,
-            "network",
-            f"ports of {node.name} -> "
-            + (f"{network} network" if network else f"VLAN {vlan}")
-            + f" ({len(out)} port(s), {len(skipped)} NIC(s) skipped)",
-            node_id=node.id,
-            actor=actor,
-            data={
-                "network": network,
-                "vlan": vlan,
-                "ports": [{"switch": b["switch"], "port": b["port"]} for b in out],
-                "skipped": skipped,
-            },
-        )
-        return {"node": node.name, "ports": out, "skipped": skipped}
+            s.add(b)
+        elif b.desired != want or b.releasing or b.status in (QUARANTINED, FAILED):
+            b.desired = want
+            b.desired_rev += 1
+            b.status, b.releasing, b.quarantine_owed = PENDING, False, False
+        b.source, b.node_id, b.network = "node", node.id, network
+        await s.flush()
+        out.append(binding_dict(b, sw.name, node.name))
+    events.record(
+        s,
+        "network",
+        f"ports of {node.name} -> "
+        + (f"{network} network" if network else f"VLAN {vlan}")
+        + f" ({len(out)} port(s), {len(skipped)} NIC(s) skipped)",
+        node_id=node.id,
+        actor=actor,
+        data={
+            "network": network,
+            "vlan": vlan,
+            "ports": [{"switch": b["switch"], "port": b["port"]} for b in out],
+            "skipped": skipped,
+        },
+    )
+    return {"node": node.name, "ports": out, "skipped": skipped}
 
 
 def record_of(sw: Switch, box: SecretBox) -> SwitchRecord:

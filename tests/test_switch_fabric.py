@@ -459,6 +459,20 @@ nodes:
     assert fab.on_switch("Ethernet46")["Ethernet46"][:2] == ("access", 199)
     status, net = await fab.call("GET", "/v1/nodes/r09n01/network")
     assert net["ports"][0]["network"] == "quarantine" and net["ports"][0]["in_sync"]
+    # many nodes in one transaction (the follower): a refused one does not stop the others,
+    # and leaves nothing half-written
+    from provisiond.switches import bind_nodes
+
+    db = fab.client.server.app[SERVICES].db
+    refused = await bind_nodes(db, [("nope", "provisioning", None), ("r09n01", None, 150)], "t")
+    assert list(refused) == ["nope"], refused
+    status, net = await fab.call("GET", "/v1/nodes/r09n01/network")
+    assert net["ports"][0]["desired"] == {"mode": "access", "vlan": 150}, net
+    refused = await bind_nodes(db, [("r09n01", None, 300)], "t")
+    assert refused["r09n01"].startswith("node r09n01: cannot bind its ports; "), refused
+    assert "VLAN outside this switch's allow-list" in refused["r09n01"], refused
+    status, net = await fab.call("GET", "/v1/nodes/r09n01/network")
+    assert net["ports"][0]["desired"] == {"mode": "access", "vlan": 150}, net
     # a switch that manages ports cannot be removed
     status, out = await fab.call("DELETE", "/v1/switches/leaf9")
     assert status == 409 and "Ethernet46" in out["detail"]
