@@ -429,12 +429,18 @@ def fabric_as(d: Daemon, members: dict[str, int]) -> bool:
 
 
 def all_in(d: Daemon, names: set[str], state: str) -> bool:
-    """Every node of ``names`` in ``state``; a failed one ends the run (it never would)."""
-    now = {n["name"]: n["state"] for n in d.nodes() if n["name"] in names}
-    failed = sorted(n for n, st in now.items() if st.endswith("-failed"))
+    """Every node of ``names`` in ``state``, read from the allocations (cheaper for the daemon
+    than listing every node, so the polling weighs little on what is measured); a node freed
+    from its allocation counts as available. A failed node ends the run (it never would)."""
+    now = {
+        n["name"]: n["state"]
+        for a in d.ok("GET", "/v1/allocations?all=true")["items"]
+        for n in a["nodes"]
+    }
+    failed = sorted(n for n, st in now.items() if n in names and st.endswith("-failed"))
     if failed:
         raise RuntimeError(f"{len(failed)} node(s) failed: {', '.join(failed[:10])}")
-    return all(now.get(n) == state for n in names)
+    return all(now.get(n, "available") == state for n in names)
 
 
 def timed(conditions: dict[str, Callable[[], bool]], what: str, budget: Budget, t0: float) -> Phase:
